@@ -1,0 +1,3 @@
+from .densevit_backbone import DenseViTBackbone
+
+__all__ = ['DenseViTBackbone']

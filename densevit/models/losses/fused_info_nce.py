@@ -1,0 +1,194 @@
+"""Fused InfoNCE against a shared bank of negatives.
+
+For queries q_i, positives k_i and negatives n_j (all unit vectors) the loss is
+
+    loss_i = -log( exp(p_i) / (exp(p_i) + sum_j exp(s_ij)) ),
+    p_i = q_i.k_i / tau,  s_ij = q_i.n_j / tau.
+
+The denominator over the negatives is an attention logsumexp: with queries q,
+keys = values = the negatives and scale 1/tau, one fused attention call
+returns lse_i = logsumexp_j s_ij and O_i = sum_j softmax_j(s_ij) n_j without
+ever holding the N x K logits. The gradient needs nothing else:
+
+    sigma_i = exp(p_i - logaddexp(p_i, lse_i))
+    dloss_i/dq_i = (1 - sigma_i) (O_i - k_i) / tau
+    dloss_i/dk_i = -(1 - sigma_i) q_i / tau
+
+so memory is O(N·D) instead of O(N·K). Where no fused kernel accepts the
+inputs, the same two quantities are computed over row chunks.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+# (device type, dtype) pairs whose fused kernel raised once; they go straight
+# to the chunked path afterwards instead of failing on every call.
+_FUSED_UNSUPPORTED: Dict[Tuple[str, torch.dtype], str] = {}
+
+_CHUNK_ELEMENTS = 1 << 24  # logits held at once by the chunked path (64 MB fp32)
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; half types and float32 accumulate in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _fused_lse_and_output(q: Tensor, negatives: Tensor,
+                          scale: float) -> Tuple[Tensor, Tensor]:
+    """lse (N,) float32 and O (N, D) from PyTorch's fused attention kernels."""
+    q4 = q[None, None]
+    n4 = negatives[None, None]
+    if q.device.type == 'cpu':
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q4, n4, n4, 0.0, False, scale=scale)
+    elif q.device.type == 'cuda' and q.dtype in (torch.float16,
+                                                 torch.bfloat16):
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention(
+            q4, n4, n4, 0.0, False, False, scale=scale)[:2]
+    elif q.device.type == 'cuda':
+        out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(
+            q4, n4, n4, None, True, 0.0, False, scale=scale)[:2]
+    else:
+        raise RuntimeError(f'no fused kernel for {q.device.type}')
+    # The memory-efficient kernel pads lse's row dimension; keep real rows.
+    lse = lse.reshape(-1)[:q.shape[0]]
+    return lse.to(_accumulation_dtype(q.dtype)), out.reshape(q.shape)
+
+
+def _chunked_lse_and_output(q: Tensor, negatives: Tensor,
+                            scale: float) -> Tuple[Tensor, Tensor]:
+    """The same quantities over row chunks: O(chunk·K) memory."""
+    acc = _accumulation_dtype(q.dtype)
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, negatives.shape[0]))
+    lses, outs = [], []
+    for start in range(0, q.shape[0], chunk):
+        logits = (q[start:start + chunk] @ negatives.T).to(acc) * scale
+        lse = torch.logsumexp(logits, dim=1)
+        weights = torch.exp(logits - lse[:, None])
+        lses.append(lse)
+        outs.append((weights @ negatives.to(acc)).to(q.dtype))
+    return torch.cat(lses), torch.cat(outs)
+
+
+def negative_logsumexp(q: Tensor,
+                       negatives: Tensor,
+                       scale: float,
+                       impl: str = 'auto') -> Tuple[Tensor, Tensor]:
+    """logsumexp_j(scale·q_i·n_j) and the softmax-weighted sum of negatives.
+
+    Args:
+        q (Tensor): (N, D) queries.
+        negatives (Tensor): (K, D) negatives, same dtype as ``q``.
+        scale (float): 1 / temperature.
+        impl (str): 'auto' (fused kernel where one accepts the inputs, else
+            chunked), 'fused' (raise if none does) or 'chunked'.
+
+    Returns:
+        tuple: lse (N,) in float32 (float64 for float64 inputs) and
+        O (N, D) in ``q.dtype``.
+    """
+    if impl not in ('auto', 'fused', 'chunked'):
+        raise ValueError(f"info_nce `impl` must be 'auto', 'fused' or "
+                         f"'chunked', got {impl!r}.")
+    if q.shape[0] == 0:
+        return (q.new_zeros(0, dtype=_accumulation_dtype(q.dtype)),
+                q.new_zeros(q.shape))
+    key = (q.device.type, q.dtype)
+    if impl == 'fused' or (impl == 'auto' and key not in _FUSED_UNSUPPORTED):
+        try:
+            return _fused_lse_and_output(q, negatives, scale)
+        except RuntimeError as err:
+            if impl == 'fused':
+                raise
+            _FUSED_UNSUPPORTED[key] = str(err)
+    return _chunked_lse_and_output(q, negatives, scale)
+
+
+class _InfoNCE(torch.autograd.Function):
+    """Per-row InfoNCE with the analytic backward above."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k_pos: Tensor, negatives: Tensor,
+                temperature: float, impl: str) -> Tensor:
+        scale = 1.0 / temperature
+        acc = _accumulation_dtype(q.dtype)
+        pos = (q.to(acc) * k_pos.to(acc)).sum(dim=1) * scale
+        lse_neg, weighted = negative_logsumexp(q, negatives.to(q.dtype),
+                                               scale, impl)
+        lse_all = torch.logaddexp(pos, lse_neg)
+        ctx.save_for_backward(q, k_pos, weighted, pos, lse_all)
+        ctx.scale = scale
+        return lse_all - pos
+
+    @staticmethod
+    def backward(ctx, grad_loss: Tensor):
+        q, k_pos, weighted, pos, lse_all = ctx.saved_tensors
+        # (1 - sigma_i) = probability mass the softmax puts on negatives.
+        acc = pos.dtype
+        coef = -torch.expm1(pos - lse_all) * grad_loss.to(acc) * ctx.scale
+        coef = coef[:, None]
+        grad_q = grad_k = None
+        if ctx.needs_input_grad[0]:
+            grad_q = (coef * (weighted.to(acc) - k_pos.to(acc))).to(q.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_k = (-coef * q.to(acc)).to(k_pos.dtype)
+        return grad_q, grad_k, None, None, None
+
+
+def info_nce(q: Tensor,
+             k_pos: Tensor,
+             negatives: Tensor,
+             temperature: float,
+             reduction: str = 'mean',
+             impl: str = 'auto') -> Tensor:
+    """InfoNCE of queries against their positives and shared negatives.
+
+    ``loss_i = -log(exp(q_i.k_i/τ) / (exp(q_i.k_i/τ) + Σ_j exp(q_i.n_j/τ)))``,
+    computed without materialising the N×K logits (see module docstring).
+    Inputs are expected L2-normalised. Gradients flow to ``q`` and ``k_pos``;
+    the negatives are a constant bank (a memory queue) and get none.
+
+    Args:
+        q (Tensor): (N, D) queries.
+        k_pos (Tensor): (N, D) the positive key of each query.
+        negatives (Tensor): (K, D) negatives shared by all queries.
+        temperature (float): τ > 0.
+        reduction (str): 'mean', 'sum' or 'none' (per-row losses).
+        impl (str): 'auto', 'fused' or 'chunked'; see
+            :func:`negative_logsumexp`.
+
+    Returns:
+        Tensor: the loss, in float32 (float64 for float64 inputs).
+    """
+    if not temperature > 0:
+        raise ValueError(
+            f'`temperature` must be > 0, got {temperature!r}. Fix: use a '
+            'value such as 0.2 (DenseCL) or 0.1.')
+    if q.dim() != 2 or k_pos.shape != q.shape:
+        raise ValueError(
+            f'info_nce expects q and k_pos of the same shape (N, D), got '
+            f'{tuple(q.shape)} and {tuple(k_pos.shape)}.')
+    if negatives.dim() != 2 or negatives.shape[1] != q.shape[1]:
+        raise ValueError(
+            f'info_nce expects negatives of shape (K, {q.shape[1]}), got '
+            f'{tuple(negatives.shape)}. Fix: the queue `feat_dim` must '
+            'equal the feature dimension of q.')
+    if reduction not in ('mean', 'sum', 'none'):
+        raise ValueError(f"`reduction` must be 'mean', 'sum' or 'none', got "
+                         f'{reduction!r}.')
+    losses = _InfoNCE.apply(q, k_pos.to(q.dtype), negatives.detach(),
+                            float(temperature), impl)
+    if reduction == 'mean':
+        return losses.mean()
+    if reduction == 'sum':
+        return losses.sum()
+    return losses
+
+
+def info_nce_reference(q: Tensor, k_pos: Tensor, negatives: Tensor,
+                       temperature: float) -> Tensor:
+    """The materialised (N×K logits) InfoNCE, for tests and benchmarks."""
+    pos = (q * k_pos).sum(dim=1, keepdim=True)
+    logits = torch.cat([pos, q @ negatives.T], dim=1) / temperature
+    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()

@@ -1,0 +1,68 @@
+"""Shared machinery of the queue-backed contrastive losses."""
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..utils import MemoryQueue
+
+
+class QueuedContrastiveLoss(nn.Module):
+    """Base of a contrastive loss that draws its negatives from a queue.
+
+    ``forward`` never changes the queue: it records the keys this step
+    would enqueue in :attr:`pending_keys`, and :meth:`update_queue` (called
+    by ``QueueUpdateHook`` after the optimiser step) writes them. Keeping the
+    write out of the forward pass means a step's own keys are never its
+    negatives, and a forward under ``torch.no_grad`` for evaluation leaves
+    the queue alone unless the hook asks.
+
+    Args:
+        queue_len (int): Number of negatives kept. Defaults to 65536.
+        feat_dim (int): Dimension of the (projected) features.
+            Defaults to 128.
+        temperature (float): Softmax temperature τ > 0. Defaults to 0.2.
+        loss_weight (float): Multiplier of the returned loss. Defaults to 1.
+        impl (str): InfoNCE kernel choice: 'auto', 'fused' or 'chunked'.
+    """
+
+    def __init__(self,
+                 queue_len: int = 65536,
+                 feat_dim: int = 128,
+                 temperature: float = 0.2,
+                 loss_weight: float = 1.0,
+                 impl: str = 'auto') -> None:
+        super().__init__()
+        name = type(self).__name__
+        if not isinstance(queue_len, int) or queue_len < 1:
+            raise ValueError(
+                f'{name} `queue_len` must be an int >= 1, got {queue_len!r}. '
+                'Fix: e.g. queue_len=65536.')
+        if not isinstance(feat_dim, int) or feat_dim < 1:
+            raise ValueError(
+                f'{name} `feat_dim` must be an int >= 1, got {feat_dim!r}. '
+                "Fix: set it to the neck's `out_channels`.")
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(
+                f'{name} `temperature` must be > 0, got {temperature!r}. '
+                'Fix: use 0.1-0.2 (DenseCL uses 0.2).')
+        if impl not in ('auto', 'fused', 'chunked'):
+            raise ValueError(f"{name} `impl` must be 'auto', 'fused' or "
+                             f"'chunked', got {impl!r}.")
+        self.feat_dim = feat_dim
+        self.temperature = float(temperature)
+        self.loss_weight = loss_weight
+        self.impl = impl
+        self.queue = MemoryQueue(queue_len, feat_dim)
+        self.pending_keys: Optional[Tensor] = None
+
+    @torch.no_grad()
+    def update_queue(self) -> None:
+        """Enqueue the keys of the last forward (all ranks); then forget them."""
+        if self.pending_keys is not None:
+            self.queue.enqueue(self.pending_keys)
+            self.pending_keys = None
+
+    def extra_repr(self) -> str:
+        return (f'queue_len={self.queue.length}, feat_dim={self.feat_dim}, '
+                f'temperature={self.temperature}')

@@ -1,0 +1,279 @@
+"""DenseViT: a ViT trained with global + dense contrastive learning."""
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmpretrain.models.selfsup import BaseSelfSupervisor
+from mmpretrain.structures import DataSample
+from torch import Tensor, nn
+
+from densevit.registry import MODELS
+
+
+def _build(cfg: Union[dict, nn.Module, None]) -> Optional[nn.Module]:
+    # Built here with DenseViT's registry (which falls back to mmpretrain's),
+    # so `type='DenseProjectionNeck'` resolves without a default scope.
+    if cfg is None or isinstance(cfg, nn.Module):
+        return cfg
+    return MODELS.build(cfg)
+
+
+@MODELS.register_module()
+class DenseViT(BaseSelfSupervisor):
+    """Online ViT + projection neck, its momentum copy, and the losses.
+
+    One model, two modes. Without ``head`` it is self-supervised DenseCL on
+    a ViT: ``loss_global`` (MoCo InfoNCE on the CLS embedding) and
+    ``loss_dense`` (per-patch InfoNCE between matched locations). With a
+    ``head`` (mmpretrain ``LinearClsHead`` on the CLS token) it trains
+    jointly and adds ``loss_cls`` from the labels.
+
+    The query path (view 1) runs through the online encoder with gradients;
+    the key path (view 2) through ``key_backbone``/``key_neck``, an
+    exponential moving average of the online encoder updated by
+    ``MomentumUpdateHook`` after each optimiser step. Queues are filled by
+    ``QueueUpdateHook`` from the keys the losses expose.
+
+    Args:
+        backbone (dict): ``DenseViTBackbone`` config.
+        neck (dict): ``DenseProjectionNeck`` config.
+        dense_loss (dict): ``DenseContrastiveLoss`` config.
+        global_loss (dict): ``GlobalContrastiveLoss`` config.
+        head (dict, optional): classification head on the CLS token, e.g.
+            ``dict(type='LinearClsHead', num_classes=6, in_channels=192)``.
+            Defaults to None (self-supervised only).
+        loss_lambda (float): λ in ``(1-λ)·global + λ·dense``, in [0, 1].
+            Defaults to 0.5 (DenseCL).
+        cls_loss_weight (float): weight of ``loss_cls``. Defaults to 1.
+        momentum (float): EMA momentum of the key encoder, the share of the
+            OLD key weights kept per update: ``key = momentum·key +
+            (1-momentum)·online``. 0.99 keeps 99%. Must be in [0, 1].
+            Defaults to 0.99. (mmpretrain's ``DenseCL`` counts the other
+            way: its 0.001 is this 0.999.)
+        data_preprocessor (dict, optional): defaults to
+            ``SelfSupDataPreprocessor``.
+        init_cfg (dict, optional): initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 dense_loss: dict = dict(type='DenseContrastiveLoss'),
+                 global_loss: dict = dict(type='GlobalContrastiveLoss'),
+                 head: Optional[dict] = None,
+                 loss_lambda: float = 0.5,
+                 cls_loss_weight: float = 1.0,
+                 momentum: float = 0.99,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if not 0.0 <= loss_lambda <= 1.0:
+            raise ValueError(f'DenseViT `loss_lambda` must be in [0, 1], got '
+                             f'{loss_lambda!r}. Fix: 0.5 weighs both losses '
+                             'equally (DenseCL).')
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(
+                f'DenseViT `momentum` must be in [0, 1], got {momentum!r}: it '
+                'is the share of old key-encoder weights kept per update '
+                '(0.99 keeps 99%).')
+        super().__init__(
+            backbone=_build(backbone),
+            neck=_build(neck),
+            head=_build(head),
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.dense_loss = _build(dense_loss)
+        self.global_loss = _build(global_loss)
+        self._check_dimensions()
+
+        self.base_loss_lambda = float(loss_lambda)
+        self.loss_lambda = float(loss_lambda)
+        self.cls_loss_weight = float(cls_loss_weight)
+        self.base_momentum = float(momentum)
+
+        self.key_backbone = copy.deepcopy(self.backbone)
+        self.key_neck = copy.deepcopy(self.neck)
+        for param in self._key_parameters():
+            param.requires_grad_(False)
+
+    def _check_dimensions(self) -> None:
+        embed = getattr(self.backbone, 'embed_dims', None)
+        neck_in = getattr(self.neck, 'in_channels', None)
+        if embed is not None and neck_in is not None and embed != neck_in:
+            raise ValueError(
+                f'neck.in_channels={neck_in} but the backbone embeds '
+                f'{embed} channels. Fix: set neck.in_channels={embed}.')
+        out = getattr(self.neck, 'out_channels', None)
+        for name in ('dense_loss', 'global_loss'):
+            feat_dim = getattr(getattr(self, name), 'feat_dim', None)
+            if out is not None and feat_dim is not None and feat_dim != out:
+                raise ValueError(
+                    f'{name}.feat_dim={feat_dim} but the neck outputs {out} '
+                    f'channels. Fix: set {name}.feat_dim={out} (or '
+                    f'neck.out_channels={feat_dim}).')
+        head_in = getattr(self.head, 'in_channels', None)
+        if embed is not None and head_in is not None and head_in != embed:
+            raise ValueError(
+                f'head.in_channels={head_in} but the backbone CLS token has '
+                f'{embed} channels. Fix: set head.in_channels={embed}.')
+
+    # ------------------------------------------------------------------
+    # momentum encoder and queues (driven by hooks)
+    # ------------------------------------------------------------------
+    def _online_parameters(self) -> List[Tensor]:
+        return [*self.backbone.parameters(), *self.neck.parameters()]
+
+    def _key_parameters(self) -> List[Tensor]:
+        return [*self.key_backbone.parameters(), *self.key_neck.parameters()]
+
+    def init_weights(self) -> None:
+        """Initialise the online encoder, then start the key encoder equal."""
+        super().init_weights()
+        self.copy_online_to_key()
+
+    @torch.no_grad()
+    def copy_online_to_key(self) -> None:
+        """Make the key encoder an exact copy of the online encoder."""
+        self.key_backbone.load_state_dict(self.backbone.state_dict())
+        self.key_neck.load_state_dict(self.neck.state_dict())
+
+    @torch.no_grad()
+    def momentum_update(self, momentum: Optional[float] = None) -> None:
+        """``key = momentum·key + (1-momentum)·online`` for every parameter.
+
+        One fused ``_foreach`` lerp over all tensors instead of a Python loop
+        of small kernels; buffers (none in a ViT, but any neck may add some)
+        are copied.
+
+        Args:
+            momentum (float, optional): defaults to :attr:`base_momentum`.
+        """
+        momentum = self.base_momentum if momentum is None else momentum
+        torch._foreach_lerp_(self._key_parameters(),
+                             self._online_parameters(), 1.0 - momentum)
+        for online, key in ((self.backbone, self.key_backbone),
+                            (self.neck, self.key_neck)):
+            for src, dst in zip(online.buffers(), key.buffers()):
+                dst.copy_(src)
+
+    @torch.no_grad()
+    def update_queues(self) -> None:
+        """Enqueue the keys of the last ``loss`` call into both queues."""
+        self.global_loss.update_queue()
+        self.dense_loss.update_queue()
+
+    # ------------------------------------------------------------------
+    # forward modes
+    # ------------------------------------------------------------------
+    def forward(self,
+                inputs: Union[Tensor, List[Tensor]],
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        """The Runner's entry point.
+
+        - 'tensor': ``(cls (B, C), patches (B, C, H, W), dense (B, H, W, D))``
+          of the first view;
+        - 'loss': a dict of losses (see :meth:`loss`);
+        - 'predict': data samples with features (see :meth:`predict`).
+        """
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            cls, patches, _, dense = self._encode(
+                self._split_views(inputs, expected=None)[0])
+            return cls, patches, dense.permute(0, 2, 3, 1)
+        raise ValueError(f"Invalid mode {mode!r}: use 'tensor', 'loss' or "
+                         "'predict'.")
+
+    def extract_feat(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
+        """Online backbone features ``(cls (B, C), patches (B, C, H, W))``."""
+        return self.backbone(inputs)
+
+    def _encode(self, image: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        cls, patches = self.backbone(image)
+        global_emb, dense = self.neck((cls, patches))
+        return cls, patches, global_emb, dense
+
+    @staticmethod
+    def _split_views(inputs, expected: Optional[int] = 2) -> List[Tensor]:
+        views = list(inputs) if isinstance(inputs, (list, tuple)) \
+            else [inputs]
+        if expected is not None and len(views) != expected:
+            raise ValueError(
+                f'DenseViT needs {expected} views per image for training, '
+                f'got {len(views)}. Fix: use the two-view pipeline '
+                '(TwoViewCrop + PackDenseInputs).')
+        if len(views) == 2 and views[0].shape != views[1].shape:
+            raise ValueError(
+                'The two views must have the same batch size and image size, '
+                f'got {tuple(views[0].shape)} and {tuple(views[1].shape)}. '
+                'Fix: give TwoViewCrop one `size` for both views.')
+        return views
+
+    def loss(self, inputs: List[Tensor],
+             data_samples: Optional[List[DataSample]] = None,
+             **kwargs) -> Dict[str, Tensor]:
+        """Global + dense contrastive losses (+ classification with a head)."""
+        view_q, view_k = self._split_views(inputs)
+        q_cls, q_patches, q_global, q_dense = self._encode(view_q)
+        with torch.no_grad():
+            k_cls, k_patches = self.key_backbone(view_k)
+            k_global, k_dense = self.key_neck((k_cls, k_patches))
+
+        loss_global = self.global_loss(q_global, k_global)
+        loss_dense = self.dense_loss(q_dense, k_dense, q_patches, k_patches)
+        losses = dict(
+            loss_global=loss_global * (1.0 - self.loss_lambda),
+            loss_dense=loss_dense * self.loss_lambda)
+        if self.with_head:
+            if not data_samples or any('gt_label' not in sample
+                                       for sample in data_samples):
+                raise ValueError(
+                    'DenseViT has a classification head (joint mode) but the '
+                    'batch has images without `gt_label`. Fix: use a '
+                    'labelled dataset, or remove `head` for self-supervised '
+                    'pretraining.')
+            cls_loss = self.head.loss((q_cls, ), data_samples)['loss']
+            losses['loss_cls'] = cls_loss * self.cls_loss_weight
+        return losses
+
+    @torch.no_grad()
+    def predict(self,
+                inputs: Union[Tensor, List[Tensor]],
+                data_samples: Optional[List[DataSample]] = None,
+                **kwargs) -> List[DataSample]:
+        """Class scores (with a head) and dense features per image.
+
+        Each returned sample carries ``cls_feats`` (C,), ``patch_feats``
+        (C, H, W), ``dense_feats`` (H, W, D) and, with a head,
+        ``pred_score``/``pred_label``. Given two views it also carries the
+        correspondences mined between them: ``pred_corr_backbone`` and
+        ``pred_corr_dense`` (S,) and metainfo ``patch_grid``.
+        """
+        views = self._split_views(inputs, expected=None)
+        cls, patches, _, dense = self._encode(views[0])
+        batch = cls.shape[0]
+        if data_samples is None:
+            data_samples = [DataSample() for _ in range(batch)]
+        if self.with_head:
+            data_samples = self.head.predict((cls, ), data_samples)
+        dense_hwd = dense.permute(0, 2, 3, 1)
+        for i, sample in enumerate(data_samples):
+            sample.set_field(cls[i], 'cls_feats', field_type='data')
+            sample.set_field(patches[i], 'patch_feats', field_type='data')
+            sample.set_field(dense_hwd[i], 'dense_feats', field_type='data')
+        if len(views) == 2:
+            _, patches2, _, dense2 = self._encode(views[1])
+            match_backbone = self.dense_loss.extract_correspondence(
+                patches, patches2)
+            match_dense = self.dense_loss.extract_correspondence(
+                dense, dense2)
+            grid = tuple(patches.shape[-2:])
+            for i, sample in enumerate(data_samples):
+                sample.set_field(match_backbone[i], 'pred_corr_backbone',
+                                 field_type='data')
+                sample.set_field(match_dense[i], 'pred_corr_dense',
+                                 field_type='data')
+                sample.set_field(grid, 'patch_grid', field_type='metainfo')
+        return data_samples

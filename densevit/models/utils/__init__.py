@@ -1,0 +1,3 @@
+from .memory_queue import MemoryQueue
+
+__all__ = ['MemoryQueue']

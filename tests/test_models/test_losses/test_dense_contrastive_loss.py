@@ -1,0 +1,151 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from densevit.models.losses import DenseContrastiveLoss, GlobalContrastiveLoss
+
+
+def brute_force_correspondence(f1, f2):
+    """(B, S, C) features -> argmax cosine, one pair at a time."""
+    batch, num, _ = f1.shape
+    out = torch.empty(batch, num, dtype=torch.long)
+    for b in range(batch):
+        for i in range(num):
+            sims = [F.cosine_similarity(f1[b, i], f2[b, j], dim=0)
+                    for j in range(num)]
+            out[b, i] = int(torch.stack(sims).argmax())
+    return out
+
+
+def reference_dense_loss(q, k, qb, kb, queue, tau):
+    """Float64 DenseCL loss on (B, S, D) tensors, written out per location."""
+    q, k, qb, kb, queue = (t.double() for t in (q, k, qb, kb, queue))
+    match = brute_force_correspondence(qb, kb)
+    total, count = 0.0, 0
+    for b in range(q.shape[0]):
+        for i in range(q.shape[1]):
+            qi = F.normalize(q[b, i], dim=0)
+            kpos = F.normalize(k[b, match[b, i]], dim=0)
+            pos = torch.exp(qi @ kpos / tau)
+            neg = torch.exp(queue @ qi / tau).sum()
+            total = total - torch.log(pos / (pos + neg))
+            count += 1
+    return total / count
+
+
+def test_extract_correspondence_equals_brute_force():
+    torch.manual_seed(0)
+    f1, f2 = torch.randn(3, 9, 5), torch.randn(3, 9, 5)
+    match = DenseContrastiveLoss.extract_correspondence(f1, f2)
+    assert match.dtype == torch.long and match.shape == (3, 9)
+    assert torch.equal(match, brute_force_correspondence(f1, f2))
+    # Same answer for the (B, C, H, W) layout.
+    grid1 = f1.transpose(1, 2).reshape(3, 5, 3, 3)
+    grid2 = f2.transpose(1, 2).reshape(3, 5, 3, 3)
+    assert torch.equal(
+        DenseContrastiveLoss.extract_correspondence(grid1, grid2), match)
+
+
+def test_extract_correspondence_finds_a_permutation():
+    torch.manual_seed(1)
+    f2 = torch.randn(2, 16, 8)
+    perm = torch.randperm(16)
+    f1 = f2[:, perm] * 3.0  # scaled: cosine ignores the norm
+    match = DenseContrastiveLoss.extract_correspondence(f1, f2)
+    assert torch.equal(match, perm.expand(2, -1))
+
+
+@pytest.mark.parametrize('layout', ['bsd', 'bdhw'])
+def test_loss_matches_float64_reference(layout):
+    torch.manual_seed(2)
+    batch, h, w, dim, channels = 2, 3, 3, 8, 6
+    loss_fn = DenseContrastiveLoss(queue_len=50, feat_dim=dim,
+                                   temperature=0.2)
+    q = torch.randn(batch, h * w, dim)
+    k = torch.randn(batch, h * w, dim)
+    qb = torch.randn(batch, h * w, channels)
+    kb = torch.randn(batch, h * w, channels)
+    expected = reference_dense_loss(q, k, qb, kb, loss_fn.queue.keys, 0.2)
+
+    def as_layout(x):
+        if layout == 'bsd':
+            return x
+        return x.transpose(1, 2).reshape(batch, x.shape[2], h, w)
+
+    loss = loss_fn(as_layout(q), as_layout(k), as_layout(qb), as_layout(kb))
+    assert abs(loss.item() - expected.item()) / expected.item() <= 1e-5
+
+
+def test_forward_leaves_queue_and_exposes_mean_keys():
+    torch.manual_seed(3)
+    loss_fn = DenseContrastiveLoss(queue_len=20, feat_dim=4)
+    before = loss_fn.queue.keys.clone()
+    k = torch.randn(3, 5, 4)
+    loss_fn(torch.randn(3, 5, 4), k, torch.randn(3, 5, 6),
+            torch.randn(3, 5, 6))
+    assert torch.equal(loss_fn.queue.keys, before)
+    assert int(loss_fn.queue.ptr) == 0
+    expected = F.normalize(F.normalize(k, dim=2).mean(dim=1), dim=1)
+    torch.testing.assert_close(loss_fn.pending_keys, expected)
+    loss_fn.update_queue()
+    torch.testing.assert_close(loss_fn.queue.keys[:3], expected)
+    assert int(loss_fn.queue.ptr) == 3 and loss_fn.pending_keys is None
+
+
+def test_sample_mode_enqueues_per_location_keys():
+    torch.manual_seed(4)
+    loss_fn = DenseContrastiveLoss(queue_len=20, feat_dim=4,
+                                   enqueue='sample', keys_per_image=2)
+    k = torch.randn(3, 5, 4)
+    loss_fn(torch.randn(3, 5, 4), k, torch.randn(3, 5, 6),
+            torch.randn(3, 5, 6))
+    keys = loss_fn.pending_keys
+    assert keys.shape == (6, 4)
+    candidates = F.normalize(k, dim=2)
+    for row, image in zip(keys, [0, 0, 1, 1, 2, 2]):
+        # Every sampled key is one of that image's own location keys.
+        assert torch.isclose(candidates[image] @ row,
+                             torch.tensor(1.0)).any()
+
+
+def test_global_loss_matches_formula_and_exposes_keys():
+    torch.manual_seed(5)
+    loss_fn = GlobalContrastiveLoss(queue_len=30, feat_dim=8, temperature=0.1)
+    q, k = torch.randn(4, 8), torch.randn(4, 8)
+    qn, kn = F.normalize(q, dim=1).double(), F.normalize(k, dim=1).double()
+    queue = loss_fn.queue.keys.double()
+    pos = torch.exp((qn * kn).sum(1) / 0.1)
+    neg = torch.exp(qn @ queue.T / 0.1).sum(1)
+    expected = (-torch.log(pos / (pos + neg))).mean()
+    loss = loss_fn(q, k)
+    assert abs(loss.item() - expected.item()) / expected.item() <= 1e-5
+    torch.testing.assert_close(loss_fn.pending_keys, F.normalize(k, dim=1))
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(queue_len=0), 'queue_len'),
+    (dict(feat_dim=0), 'feat_dim'),
+    (dict(temperature=0.0), 'temperature'),
+    (dict(temperature=-0.1), 'temperature'),
+    (dict(enqueue='all'), 'enqueue'),
+    (dict(keys_per_image=0), 'keys_per_image'),
+])
+def test_bad_config_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DenseContrastiveLoss(**kwargs)
+
+
+def test_mismatched_views_raise():
+    loss_fn = DenseContrastiveLoss(queue_len=8, feat_dim=4)
+    with pytest.raises(ValueError, match='same batch size'):
+        loss_fn(torch.randn(2, 4, 4), torch.randn(3, 4, 4),
+                torch.randn(2, 4, 6), torch.randn(3, 4, 6))
+    with pytest.raises(ValueError, match='feat_dim'):
+        loss_fn(torch.randn(2, 4, 5), torch.randn(2, 4, 5),
+                torch.randn(2, 4, 6), torch.randn(2, 4, 6))
+    with pytest.raises(ValueError, match='grid'):
+        loss_fn(torch.randn(2, 4, 4), torch.randn(2, 4, 4),
+                torch.randn(2, 9, 6), torch.randn(2, 9, 6))
+    with pytest.raises(ValueError, match=r'\(B, S, C\)'):
+        loss_fn(torch.randn(4, 4), torch.randn(4, 4), torch.randn(4, 6),
+                torch.randn(4, 6))

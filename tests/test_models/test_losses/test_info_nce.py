@@ -1,0 +1,104 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from densevit.models.losses import info_nce, info_nce_reference
+
+
+def unit(*shape, dtype=torch.float64):
+    return F.normalize(torch.randn(*shape, dtype=dtype), dim=-1)
+
+
+def float64_formula(q, k, negatives, tau):
+    """-log(exp(q.k+/τ) / (exp(q.k+/τ) + Σ_j exp(q.n_j/τ))), row by row."""
+    losses = []
+    for i in range(q.shape[0]):
+        pos = torch.exp(q[i] @ k[i] / tau)
+        neg = torch.exp(negatives @ q[i] / tau).sum()
+        losses.append(-torch.log(pos / (pos + neg)))
+    return torch.stack(losses).mean()
+
+
+@pytest.mark.parametrize('impl', ['auto', 'fused', 'chunked'])
+@pytest.mark.parametrize('tau', [0.1, 0.2])
+def test_loss_and_gradients_match_float64(impl, tau):
+    torch.manual_seed(0)
+    q64, k64, n64 = unit(37, 16), unit(37, 16), unit(500, 16)
+    q64.requires_grad_()
+    k64.requires_grad_()
+    ref = float64_formula(q64, k64, n64, tau)
+    ref_gq, ref_gk = torch.autograd.grad(ref, [q64, k64])
+
+    q = q64.detach().float().requires_grad_()
+    k = k64.detach().float().requires_grad_()
+    loss = info_nce(q, k, n64.float(), tau, impl=impl)
+    gq, gk = torch.autograd.grad(loss, [q, k])
+    assert abs(loss.item() - ref.item()) / ref.item() <= 1e-5
+    assert ((gq.double() - ref_gq).norm() / ref_gq.norm()).item() <= 1e-5
+    assert ((gk.double() - ref_gk).norm() / ref_gk.norm()).item() <= 1e-5
+
+
+@pytest.mark.parametrize('impl', ['fused', 'chunked'])
+def test_bfloat16_within_one_percent(impl):
+    torch.manual_seed(1)
+    q, k, n = unit(64, 32), unit(64, 32), unit(1000, 32)
+    ref = info_nce_reference(q, k, n, 0.2)
+    q16 = q.bfloat16().requires_grad_()
+    loss = info_nce(q16, k.bfloat16(), n.bfloat16(), 0.2, impl=impl)
+    loss.backward()
+    assert abs(loss.item() - ref.item()) / ref.item() <= 1e-2
+    assert q16.grad.dtype == torch.bfloat16
+
+
+def test_chunked_path_splits_rows(monkeypatch):
+    # Force chunks of a few rows to exercise the loop boundaries.
+    import densevit.models.losses.fused_info_nce as mod
+    monkeypatch.setattr(mod, '_CHUNK_ELEMENTS', 3 * 100)
+    torch.manual_seed(2)
+    q, k, n = unit(10, 8), unit(10, 8), unit(100, 8)
+    torch.testing.assert_close(
+        info_nce(q, k, n, 0.2, impl='chunked'),
+        info_nce_reference(q, k, n, 0.2))
+
+
+def test_auto_falls_back_when_no_fused_kernel(monkeypatch):
+    import densevit.models.losses.fused_info_nce as mod
+
+    def no_kernel(*args, **kwargs):
+        raise RuntimeError('no kernel for these inputs')
+
+    monkeypatch.setattr(mod, '_fused_lse_and_output', no_kernel)
+    monkeypatch.setattr(mod, '_FUSED_UNSUPPORTED', {})
+    torch.manual_seed(3)
+    q, k, n = unit(6, 4), unit(6, 4), unit(20, 4)
+    loss = info_nce(q, k, n, 0.1, impl='auto')
+    torch.testing.assert_close(loss, info_nce_reference(q, k, n, 0.1))
+    assert ('cpu', torch.float64) in mod._FUSED_UNSUPPORTED
+    with pytest.raises(RuntimeError, match='no kernel'):
+        info_nce(q, k, n, 0.1, impl='fused')
+
+
+def test_negatives_get_no_gradient_and_reduction_none():
+    q, k = unit(5, 4).requires_grad_(), unit(5, 4)
+    n = unit(7, 4).requires_grad_()
+    per_row = info_nce(q, k, n, 0.2, reduction='none')
+    assert per_row.shape == (5, )
+    per_row.sum().backward()
+    assert n.grad is None and q.grad is not None
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(temperature=0.0), 'temperature'),
+    (dict(temperature=-1.0), 'temperature'),
+    (dict(k_pos=torch.zeros(3, 4)), 'same shape'),
+    (dict(negatives=torch.zeros(7, 5)), 'negatives'),
+    (dict(reduction='max'), 'reduction'),
+    (dict(impl='triton'), 'impl'),
+])
+def test_bad_input_raises(kwargs, match):
+    args = dict(q=unit(5, 4), k_pos=unit(5, 4), negatives=unit(7, 4),
+                temperature=0.2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        info_nce(**args)
+
