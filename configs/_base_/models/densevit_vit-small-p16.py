@@ -1,0 +1,34 @@
+# DenseViT with a ViT-S/16: DenseCL's recipe (65,536-key queues, 128-d
+# embeddings, tau = 0.2, lambda = 0.5) on the CLS token and the patch tokens.
+model = dict(
+    type='DenseViT',
+    backbone=dict(
+        type='DenseViTBackbone',
+        arch='small',
+        img_size=224,
+        patch_size=16,
+        drop_path_rate=0.0),
+    neck=dict(
+        type='DenseProjectionNeck',
+        in_channels=384,
+        hid_channels=2048,
+        out_channels=128),
+    dense_loss=dict(
+        type='DenseContrastiveLoss',
+        queue_len=65536,
+        feat_dim=128,
+        temperature=0.2,
+        enqueue='mean'),
+    global_loss=dict(
+        type='GlobalContrastiveLoss',
+        queue_len=65536,
+        feat_dim=128,
+        temperature=0.2),
+    loss_lambda=0.5,
+    # Share of the old key-encoder weights kept per step (MoCo's 0.999).
+    momentum=0.999,
+    data_preprocessor=dict(
+        type='SelfSupDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True))

@@ -1,0 +1,84 @@
+"""Load a trained DenseViT and get dense features for an image."""
+from typing import Dict, Optional, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+from PIL import Image
+from torch import Tensor, nn
+
+from densevit.registry import MODELS
+
+
+def init_model(config: Union[str, Config],
+               checkpoint: Optional[str] = None,
+               device: str = 'cpu') -> nn.Module:
+    """Build the model of ``config`` and load ``checkpoint`` into it.
+
+    Args:
+        config (str | Config): config file or object with a ``model`` field.
+        checkpoint (str, optional): checkpoint path; weights are loaded with
+            ``torch.load(weights_only=True)`` semantics (DenseViT writes
+            checkpoints that need nothing else).
+        device (str): where to put the model. Defaults to 'cpu'.
+
+    Returns:
+        nn.Module: the model in eval mode.
+    """
+    if isinstance(config, str):
+        config = Config.fromfile(config)
+    if 'model' not in config:
+        raise ValueError('The config has no `model` field; pass a DenseViT '
+                         'training or benchmark config.')
+    import densevit.models  # noqa: F401 (registers the model types)
+    model = MODELS.build(config.model)
+    model.init_weights()
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    return model.to(device).eval()
+
+
+def _to_batch(image: Union[str, np.ndarray, Image.Image],
+              size: int) -> Tensor:
+    """An RGB image → (1, 3, size, size) uint8 tensor in BGR order.
+
+    BGR because DenseViT's data preprocessor (like mmpretrain's pipelines,
+    which load with OpenCV channel order) converts BGR to RGB itself.
+    """
+    if isinstance(image, str):
+        image = Image.open(image)
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError('`image` arrays must be (H, W, 3) RGB, got '
+                             f'shape {image.shape}.')
+        image = Image.fromarray(image.astype(np.uint8))
+    image = image.convert('RGB').resize((size, size), Image.BILINEAR)
+    array = np.asarray(image)[..., ::-1].copy()
+    return torch.from_numpy(array).permute(2, 0, 1)[None]
+
+
+@torch.no_grad()
+def extract_dense_features(model: nn.Module,
+                           image: Union[str, np.ndarray, Image.Image],
+                           size: int = 224) -> Dict[str, Tensor]:
+    """Features of one image through the online encoder.
+
+    Args:
+        model (nn.Module): a DenseViT model (e.g. from :func:`init_model`).
+        image (str | ndarray | PIL.Image): a path or an RGB image.
+        size (int): the image is resized to ``size`` × ``size``; a multiple
+            of the patch size (16). Defaults to 224.
+
+    Returns:
+        dict: ``cls`` (C,), ``patches`` (C, H, W) backbone patch features and
+        ``dense`` (H, W, D) projected dense features.
+    """
+    if size % 16:
+        raise ValueError(f'`size` must be a multiple of 16, got {size}.')
+    device = next(model.parameters()).device
+    data = model.data_preprocessor(
+        dict(inputs=[_to_batch(image, size).to(device)], data_samples=None),
+        False)
+    cls, patches, dense = model(data['inputs'][0], mode='tensor')
+    return dict(cls=cls[0], patches=patches[0], dense=dense[0])

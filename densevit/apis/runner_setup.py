@@ -1,0 +1,138 @@
+"""Turn a config plus command-line options into a ready Runner.
+
+``tools/train.py`` and ``tools/test.py`` stay thin: they parse arguments and
+call these functions, so the same logic is importable and tested.
+"""
+import os.path as osp
+from typing import List, Optional
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from densevit.registry import RUNNERS
+from .config_check import check_config
+
+
+def apply_cli_options(cfg: Config,
+                      config_path: str,
+                      work_dir: Optional[str] = None,
+                      resume: Optional[str] = None,
+                      amp: bool = False,
+                      auto_scale_lr: bool = False,
+                      cfg_options: Optional[dict] = None,
+                      launcher: str = 'none') -> Config:
+    """Merge mmpretrain-style command-line options into ``cfg``.
+
+    Args:
+        cfg (Config): the loaded config.
+        config_path (str): its file (names the default work dir).
+        work_dir (str, optional): ``--work-dir``; defaults to
+            ``work_dirs/<config name>`` as in mmpretrain.
+        resume (str, optional): ``--resume``: 'auto' for the latest
+            checkpoint of the work dir, or a checkpoint path.
+        amp (bool): ``--amp``: mixed precision (bf16 where supported).
+        auto_scale_lr (bool): ``--auto-scale-lr``: scale the learning rate
+            by the real batch size over ``auto_scale_lr.base_batch_size``.
+        cfg_options (dict, optional): ``--cfg-options`` overrides.
+        launcher (str): ``--launcher``.
+    """
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
+    if amp:
+        wrapper = cfg.optim_wrapper
+        if wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
+            wrapper.type = 'AmpOptimWrapper'
+            wrapper.setdefault('dtype', 'bfloat16')
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        cfg.resume = True
+        cfg.load_from = resume
+    if auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or \
+                'base_batch_size' not in cfg.auto_scale_lr:
+            raise ValueError(
+                '--auto-scale-lr needs `auto_scale_lr = dict('
+                'base_batch_size=...)` in the config (the batch size the '
+                'learning rate was set for).')
+        cfg.auto_scale_lr.enable = True
+    return cfg
+
+
+def adapt_to_device(cfg: Config) -> List[str]:
+    """Make GPU-oriented settings run on a CPU-only machine; say what changed.
+
+    Experiment configs ask for bf16 ``AmpOptimWrapper`` and NCCL, which only
+    exist with a GPU. Without one, training falls back to fp32
+    ``OptimWrapper`` and gloo (with ``device_ids=None`` for DDP), and the
+    returned notes are logged.
+    """
+    notes = []
+    if torch.cuda.is_available():
+        return notes
+    wrapper = cfg.get('optim_wrapper')
+    if wrapper is not None and wrapper.get('type') == 'AmpOptimWrapper':
+        wrapper.type = 'OptimWrapper'
+        for key in ('dtype', 'loss_scale', 'use_fsdp'):
+            wrapper.pop(key, None)
+        notes.append('no GPU: AmpOptimWrapper (bf16) replaced by fp32 '
+                     'OptimWrapper')
+    dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {})
+    if dist_cfg.get('backend') == 'nccl':
+        dist_cfg['backend'] = 'gloo'
+        notes.append('no GPU: distributed backend nccl replaced by gloo')
+    if cfg.get('launcher', 'none') != 'none':
+        if cfg.get('model_wrapper_cfg') is None:
+            cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel')
+        cfg.model_wrapper_cfg.device_ids = None
+    return notes
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Check the config, adapt it to this machine, and build the Runner."""
+    check_config(cfg)
+    notes = adapt_to_device(cfg)
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    for note in notes:
+        runner.logger.warning(note)
+    return runner
+
+
+def report_metrics(metrics: dict, out: Optional[str] = None) -> dict:
+    """Print metrics as a table; write them as JSON to ``out`` if given.
+
+    Returns the metrics as plain floats (tensors and numpy scalars
+    converted), the form the JSON file holds.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    plain = {}
+    for name, value in metrics.items():
+        if hasattr(value, 'item'):
+            value = value.item()
+        plain[name] = value
+    table = Table(title='Evaluation')
+    table.add_column('metric')
+    table.add_column('value', justify='right')
+    for name, value in plain.items():
+        table.add_row(
+            name, f'{value:.4f}' if isinstance(value, float) else str(value))
+    Console().print(table)
+    if out:
+        with open(out, 'w') as f:
+            json.dump(plain, f, indent=2)
+    return plain

@@ -1,0 +1,77 @@
+import pytest
+from mmengine.config import Config
+
+from densevit.apis import adapt_to_device, apply_cli_options, check_config
+
+
+def cfg_with(model, **extra):
+    return Config(dict(model=model, **extra))
+
+
+def test_valid_model_config_passes(tiny_model_cfg):
+    check_config(cfg_with(tiny_model_cfg, probe_train_dataloader=dict()))
+
+
+def test_unknown_type_named_with_path_and_suggestion(tiny_model_cfg):
+    tiny_model_cfg['neck']['type'] = 'DenseProjectionNek'
+    with pytest.raises(ValueError) as err:
+        check_config(cfg_with(tiny_model_cfg))
+    message = str(err.value)
+    assert "model.neck.type='DenseProjectionNek'" in message
+    assert 'DenseProjectionNeck' in message
+
+
+def test_unknown_argument_named_with_suggestion(tiny_model_cfg):
+    tiny_model_cfg['neck']['hid_channel'] = 64
+    with pytest.raises(ValueError, match=r'model.neck.hid_channel.*'
+                       r'hid_channels'):
+        check_config(cfg_with(tiny_model_cfg))
+
+
+def test_misspelt_top_level_key(tiny_model_cfg):
+    with pytest.raises(ValueError, match='train_dataloder.*train_dataloader'):
+        check_config(cfg_with(tiny_model_cfg, train_dataloder=dict()))
+
+
+def test_types_in_lists_are_checked(tiny_model_cfg):
+    cfg = cfg_with(tiny_model_cfg,
+                   custom_hooks=[dict(type='QueueUpdateHook'),
+                                 dict(type='QueueUpdateHoook')])
+    with pytest.raises(ValueError, match=r'custom_hooks\[1\]'):
+        check_config(cfg)
+
+
+def test_cli_options_merge(tmp_path):
+    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper'),
+                      auto_scale_lr=dict(base_batch_size=256)))
+    apply_cli_options(cfg, 'configs/x/my_cfg.py', amp=True, resume='auto',
+                      auto_scale_lr=True,
+                      cfg_options={'train_cfg.max_epochs': 3})
+    assert cfg.work_dir == './work_dirs/my_cfg'
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.resume is True and cfg.load_from is None
+    assert cfg.auto_scale_lr.enable is True
+    assert cfg.train_cfg.max_epochs == 3
+    apply_cli_options(cfg, 'x.py', work_dir=str(tmp_path), resume='a.pth')
+    assert cfg.work_dir == str(tmp_path) and cfg.load_from == 'a.pth'
+
+
+def test_auto_scale_lr_needs_base_batch_size():
+    with pytest.raises(ValueError, match='base_batch_size'):
+        apply_cli_options(Config(dict()), 'x.py', auto_scale_lr=True)
+
+
+def test_cpu_fallback_for_amp_and_nccl(monkeypatch):
+    monkeypatch.setattr('torch.cuda.is_available', lambda: False)
+    cfg = Config(dict(
+        optim_wrapper=dict(type='AmpOptimWrapper', dtype='bfloat16',
+                           optimizer=dict(type='AdamW', lr=1e-3)),
+        env_cfg=dict(dist_cfg=dict(backend='nccl')),
+        launcher='pytorch'))
+    notes = adapt_to_device(cfg)
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    assert 'dtype' not in cfg.optim_wrapper
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert cfg.model_wrapper_cfg.device_ids is None
+    assert len(notes) == 2

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from PIL import Image
+
+from densevit.apis import extract_dense_features, init_model
+
+
+def test_init_model_and_extract(tmp_path, tiny_model_cfg):
+    model = init_model(Config(dict(model=tiny_model_cfg)))
+    assert not model.training
+    ckpt = tmp_path / 'model.pth'
+    with torch.no_grad():
+        model.backbone.cls_token.fill_(0.5)
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    loaded = init_model(Config(dict(model=tiny_model_cfg)), str(ckpt))
+    assert torch.all(loaded.backbone.cls_token == 0.5)
+
+    rgb = np.random.RandomState(0).randint(0, 255, (40, 50, 3), np.uint8)
+    path = tmp_path / 'img.png'
+    Image.fromarray(rgb).save(path)
+    feats = extract_dense_features(loaded, str(path), size=64)
+    assert feats['cls'].shape == (32, )
+    assert feats['patches'].shape == (32, 4, 4)
+    assert feats['dense'].shape == (4, 4, 16)
+    # The same image given as an array gives the same features.
+    again = extract_dense_features(loaded, rgb, size=64)
+    torch.testing.assert_close(again['dense'], feats['dense'])
+
+
+def test_bad_inputs(tiny_model_cfg):
+    model = init_model(Config(dict(model=tiny_model_cfg)))
+    with pytest.raises(ValueError, match='multiple of 16'):
+        extract_dense_features(model, np.zeros((8, 8, 3)), size=60)
+    with pytest.raises(ValueError, match=r'\(H, W, 3\)'):
+        extract_dense_features(model, np.zeros((8, 8)), size=64)
+    with pytest.raises(ValueError, match='model'):
+        init_model(Config(dict()))

@@ -1,0 +1,56 @@
+"""Train a DenseViT model: ``python tools/train.py CONFIG [options]``."""
+import argparse
+
+from mmengine.config import Config, DictAction
+
+from densevit.apis import apply_cli_options, build_runner
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a DenseViT model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint, or, without a value, from the '
+        'latest checkpoint in the work dir')
+    parser.add_argument(
+        '--amp', action='store_true', help='mixed precision (bf16) training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the real total batch size')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. train_cfg.max_epochs=2')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg = apply_cli_options(
+        cfg,
+        args.config,
+        work_dir=args.work_dir,
+        resume=args.resume,
+        amp=args.amp,
+        auto_scale_lr=args.auto_scale_lr,
+        cfg_options=args.cfg_options,
+        launcher=args.launcher)
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
