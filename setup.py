@@ -32,6 +32,9 @@ setup(
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt', 'mminstall.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={
+        'tests': read_requirements('tests.txt'),
+        'optional': read_requirements('optional.txt'),
+    },
     zip_safe=False,
 )

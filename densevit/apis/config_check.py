@@ -24,10 +24,13 @@ RUNNER_KEYS = (
     'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from',
     'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level',
     'visualizer', 'default_scope', 'randomness', 'experiment_name', 'cfg',
-    'model_wrapper_cfg', 'runner_type')
+    'model_wrapper_cfg', 'runner_type', 'compile')
 
 # Keys every registry passes to builders besides the constructor's own.
 _BUILDER_KEYS = {'type', '_scope_'}
+# Keys consumed by the builder of a field rather than by its class: the
+# optimizer-wrapper constructor takes these out before building the wrapper.
+_FIELD_BUILDER_KEYS = {'optim_wrapper': {'constructor', 'paramwise_cfg'}}
 
 # Fields whose ``type`` is resolved by a builder with its own conventions
 # (optimizer classes by name from torch, samplers, collate functions, ...)
@@ -114,8 +117,9 @@ def check_config(cfg: Config) -> None:
         accepted = _accepted_keys(obj)
         if accepted is None:
             continue
+        builder_keys = _BUILDER_KEYS | _FIELD_BUILDER_KEYS.get(path, set())
         for key in node:
-            if key in _BUILDER_KEYS or key in accepted:
+            if key in builder_keys or key in accepted:
                 continue
             hint = difflib.get_close_matches(key, sorted(accepted), n=1)
             problems.append(

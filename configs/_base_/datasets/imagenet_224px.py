@@ -1,0 +1,79 @@
+# ImageNet-style folder at 224 px (14x14 ViT patch grid), same two-view
+# recipe as the synthetic data (from two_view_pipeline.py).
+# Expected layout: data/imagenet/train/<class>/*.JPEG and
+# data/imagenet/val/*.JPEG with data/imagenet/meta/val.txt (mmpretrain's
+# layout). DenseImageFolder checks the folder exists and holds images before
+# training starts.
+_base_ = ['./two_view_pipeline.py']
+
+dataset_type = 'DenseImageFolder'
+data_root = 'data/imagenet'
+img_size = 224
+
+# Pillow decoding: OpenCV raises on truncated JPEGs even with
+# ignore_empty=True, while Pillow's failure returns None and the dataset
+# fetches another image.
+load_image = dict(
+    type='LoadImageFromFile', imdecode_backend='pillow', ignore_empty=True)
+
+train_pipeline = [
+    load_image,
+    dict(_base_.two_view_crop, size=img_size),
+    _base_.view_augs,
+    _base_.pack_inputs,
+]
+
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    drop_last=True,
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix='train',
+        # Labels from the class folders (used only in joint mode). With
+        # mmpretrain's meta/train.txt, set ann_file='meta/train.txt' to skip
+        # scanning 1.28M files.
+        ann_file='',
+        with_label=True,
+        pipeline=train_pipeline))
+
+# Single view, for probes: resize to 224x224 (no masks on ImageNet).
+probe_pipeline = [
+    load_image,
+    dict(type='ResizeWithMask', size=img_size),
+    dict(type='PackDenseInputs'),
+]
+
+probe_train_dataloader = dict(
+    batch_size=64,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix='train',
+        ann_file='',
+        with_label=True,
+        test_mode=True,
+        pipeline=probe_pipeline))
+
+probe_val_dataloader = dict(
+    batch_size=64,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix='val',
+        ann_file='meta/val.txt',
+        with_label=True,
+        test_mode=True,
+        pipeline=probe_pipeline))

@@ -1,0 +1,51 @@
+# The two-view DenseCL / MoCo v2 augmentation recipe, defined once.
+# Dataset configs (synthetic_shapes_64px.py, imagenet_224px.py) inherit this
+# file and assemble their train pipeline from these pieces, adding only what
+# differs (how the image is obtained and the crop size), e.g.
+#   train_pipeline = [dict(_base_.two_view_crop, size=64),
+#                     _base_.view_augs, _base_.pack_inputs]
+
+# Two random-resized crops (area 20-100%) + horizontal flips, recording each
+# view's box and flip. `size` is set by the dataset config. Add
+# `min_overlap=0.3` to force overlapping views (off in DenseCL).
+two_view_crop = dict(
+    type='TwoViewCrop',
+    scale=(0.2, 1.0),
+    ratio=(3. / 4., 4. / 3.),
+    flip_prob=0.5)
+
+# MoCo v2 photometric augmentations, drawn independently for each view.
+# RandomColorJitter is DenseViT's (mmpretrain's ColorJitter crashes on hue
+# under numpy 2); RandomGrayscale is mmcv's, GaussianBlur mmpretrain's
+# (sigma uniform in [0.1, 2.0]). For BYOL-style solarisation append
+# dict(type='Solarize', thr=128, prob=0.2).
+view_augs = dict(
+    type='ViewwiseTransforms',
+    transforms=[
+        dict(
+            type='RandomColorJitter',
+            brightness=0.4,
+            contrast=0.4,
+            saturation=0.4,
+            hue=0.1,
+            prob=0.8),
+        dict(
+            type='RandomGrayscale',
+            prob=0.2,
+            keep_channels=True,
+            channel_weights=(0.114, 0.587, 0.299)),  # BGR luma weights
+        dict(
+            type='GaussianBlur',
+            magnitude_range=(0.1, 2.0),
+            magnitude_std='inf',
+            prob=0.5),
+    ])
+
+pack_inputs = dict(type='PackDenseInputs')
+
+# Images stay BGR uint8 until here: convert to RGB and normalise on device.
+data_preprocessor = dict(
+    type='SelfSupDataPreprocessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=True)

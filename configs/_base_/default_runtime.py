@@ -1,0 +1,47 @@
+default_scope = 'densevit'
+
+default_hooks = dict(
+    runtime_info=dict(type='RuntimeInfoHook'),
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # CheckpointHook that writes via a temporary file + rename: a crash while
+    # saving never leaves a truncated checkpoint behind.
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+
+# The DenseViT training machinery. Each hook's docstring says when it runs.
+custom_hooks = [
+    dict(type='QueueUpdateHook'),
+    dict(type='MomentumUpdateHook', schedule='cosine', end_momentum=1.0),
+    dict(type='LossWeightWarmupHook', warmup_iters=1000),
+    dict(type='TrainStateHook'),
+    dict(type='NonFiniteLossHook'),
+    # Linear / k-NN / dense probes on frozen features. The splits are the
+    # `probe_train_dataloader` / `probe_val_dataloader` fields every dataset
+    # base config defines.
+    dict(
+        type='LinearProbeHook',
+        train_dataloader='probe_train_dataloader',
+        val_dataloader='probe_val_dataloader',
+        interval=10,
+        max_samples=20000),
+]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+# DenseVisualizer adds feature-PCA, correspondence and curve pictures; add
+# dict(type='TensorboardVisBackend') (pip install tensorboard) for TensorBoard.
+visualizer = dict(type='DenseVisualizer', vis_backends=vis_backends)
+
+log_processor = dict(window_size=10)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

@@ -1,0 +1,159 @@
+"""Ground-truth patch correspondence between two crops of one image.
+
+Coordinates are continuous pixel coordinates: pixel ``x`` covers
+``[x, x + 1)``, so a crop box ``[x1, y1, x2, y2]`` (x2/y2 exclusive) covers
+``[x1, x2) x [y1, y2)`` and resizing maps it linearly onto the view. A
+horizontal flip applied after crop + resize maps the view fraction ``u`` to
+``1 - u``.
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+
+def _check_grid(grid_hw: Sequence[int],
+                name: str = 'grid_hw') -> Tuple[int, int]:
+    if len(grid_hw) != 2 or int(grid_hw[0]) <= 0 or int(grid_hw[1]) <= 0:
+        raise ValueError(f'{name} must be two positive ints (H, W) of the '
+                         f'patch grid, but got {tuple(grid_hw)}.')
+    return int(grid_hw[0]), int(grid_hw[1])
+
+
+def _check_views(view_boxes: Tensor, view_flips: Tensor) -> None:
+    if view_boxes.shape != (2, 4):
+        raise ValueError(
+            'view_boxes must be a (2, 4) tensor of [x1, y1, x2, y2] crop '
+            'boxes (original image pixels) for the two views, but got shape '
+            f'{tuple(view_boxes.shape)}.')
+    if view_flips.numel() != 2:
+        raise ValueError(
+            'view_flips must hold one horizontal-flip flag per '
+            f'view (2,), but got shape {tuple(view_flips.shape)}.')
+    widths = view_boxes[:, 2] - view_boxes[:, 0]
+    heights = view_boxes[:, 3] - view_boxes[:, 1]
+    if (widths <= 0).any() or (heights <= 0).any():
+        raise ValueError('view_boxes must have x2 > x1 and y2 > y1, but got '
+                         f'{view_boxes.tolist()}.')
+
+
+def correspondence_ground_truth(
+        view_boxes: Tensor,
+        view_flips: Tensor,
+        grid_hw: Sequence[int],
+        grid_hw2: Optional[Sequence[int]] = None
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Which view-2 patch each view-1 patch centre falls into.
+
+    For view-1 patch ``i`` (row-major over ``grid_hw``) its centre is mapped
+    view-1 → original image (through view 1's box and flip) → view 2
+    (through view 2's box and flip). A point exactly on a patch border
+    belongs to the patch on its right / below.
+
+    Args:
+        view_boxes (Tensor): ``(2, 4)`` crop boxes ``[x1, y1, x2, y2]`` in
+            original image pixels, x2/y2 exclusive.
+        view_flips (Tensor): ``(2,)`` bool, horizontal flip of each view,
+            applied after cropping and resizing.
+        grid_hw (Sequence[int]): ``(H, W)`` patch grid of view 1.
+        grid_hw2 (Sequence[int], optional): patch grid of view 2. Defaults
+            to ``grid_hw``.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]:
+        - ``gt_index`` ``(S,)`` long, row-major view-2 patch index, ``-1``
+          where not valid;
+        - ``valid`` ``(S,)`` bool, the centre lies inside both views;
+        - ``gt_rowcol`` ``(S, 2)`` long, view-2 patch ``(row, col)``,
+          ``-1`` where not valid.
+    """
+    h1, w1 = _check_grid(grid_hw)
+    h2, w2 = _check_grid(grid_hw if grid_hw2 is None else grid_hw2, 'grid_hw2')
+    # float64: centres exactly on a border must not drift across it.
+    boxes = torch.as_tensor(view_boxes).detach().cpu().to(torch.float64)
+    flips = torch.as_tensor(view_flips).detach().cpu().reshape(-1).bool()
+    _check_views(boxes, flips)
+
+    rows, cols = torch.meshgrid(
+        torch.arange(h1, dtype=torch.float64),
+        torch.arange(w1, dtype=torch.float64),
+        indexing='ij')
+    u1 = ((cols + 0.5) / w1).reshape(-1)  # fraction of view-1 width
+    v1 = ((rows + 0.5) / h1).reshape(-1)
+    if flips[0]:
+        u1 = 1.0 - u1
+
+    bx1, by1, bx2, by2 = boxes[0]
+    x = bx1 + u1 * (bx2 - bx1)
+    y = by1 + v1 * (by2 - by1)
+
+    cx1, cy1, cx2, cy2 = boxes[1]
+    u2 = (x - cx1) / (cx2 - cx1)
+    v2 = (y - cy1) / (cy2 - cy1)
+    valid = (u2 >= 0) & (u2 < 1) & (v2 >= 0) & (v2 < 1)
+    if flips[1]:
+        u2 = 1.0 - u2
+
+    col2 = torch.floor(u2 * w2).long().clamp(0, w2 - 1)
+    row2 = torch.floor(v2 * h2).long().clamp(0, h2 - 1)
+    gt_index = torch.where(valid, row2 * w2 + col2, torch.full_like(col2, -1))
+    gt_rowcol = torch.stack([row2, col2], dim=1)
+    gt_rowcol[~valid] = -1
+    return gt_index, valid, gt_rowcol
+
+
+def correspondence_hits(pred: Tensor,
+                        gt: Tensor,
+                        valid: Tensor,
+                        grid_hw: Sequence[int],
+                        tolerance: int = 1) -> Tuple[int, int]:
+    """Count valid patches whose prediction is within ``tolerance`` patches.
+
+    Distance is Chebyshev (max of row and column offset) on the view-2 grid.
+
+    Args:
+        pred (Tensor): ``(S,)`` predicted view-2 patch index per view-1 patch.
+        gt (Tensor): ``(S,)`` true view-2 patch index.
+        valid (Tensor): ``(S,)`` bool, which patches have a truth.
+        grid_hw (Sequence[int]): ``(H, W)`` of the view-2 patch grid.
+        tolerance (int): largest Chebyshev distance counted as correct.
+
+    Returns:
+        tuple[int, int]: (correct, number of valid patches).
+    """
+    _, w = _check_grid(grid_hw)
+    if tolerance < 0:
+        raise ValueError(f'tolerance must be >= 0, but got {tolerance}.')
+    pred = torch.as_tensor(pred).reshape(-1).long().cpu()
+    gt = torch.as_tensor(gt).reshape(-1).long().cpu()
+    valid = torch.as_tensor(valid).reshape(-1).bool().cpu()
+    if not pred.shape == gt.shape == valid.shape:
+        raise ValueError(
+            'pred, gt and valid must have the same number of patches, but got '
+            f'{pred.numel()}, {gt.numel()} and {valid.numel()}.')
+    dist = torch.maximum((pred // w - gt // w).abs(),
+                         (pred % w - gt % w).abs())
+    correct = (dist <= tolerance) & valid
+    return int(correct.sum()), int(valid.sum())
+
+
+def correspondence_accuracy(pred: Tensor,
+                            gt: Tensor,
+                            valid: Tensor,
+                            grid_hw: Sequence[int],
+                            tolerance: int = 1) -> float:
+    """Share of valid patches matched within ``tolerance`` (Chebyshev).
+
+    Args:
+        pred (Tensor): ``(S,)`` predicted view-2 patch index per view-1 patch.
+        gt (Tensor): ``(S,)`` true view-2 patch index.
+        valid (Tensor): ``(S,)`` bool, which patches have a truth.
+        grid_hw (Sequence[int]): ``(H, W)`` of the view-2 patch grid.
+        tolerance (int): largest Chebyshev distance counted as correct.
+            Defaults to 1 (the true patch or one of its 8 neighbours).
+
+    Returns:
+        float: accuracy in ``[0, 1]``; ``nan`` when no patch is valid.
+    """
+    correct, total = correspondence_hits(pred, gt, valid, grid_hw, tolerance)
+    return correct / total if total else float('nan')

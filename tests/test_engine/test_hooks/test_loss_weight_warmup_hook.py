@@ -1,0 +1,48 @@
+import pytest
+
+from densevit.engine import LossWeightWarmupHook
+
+from engine_toys import Crash, CrashAt, ToyContrastiveModel
+
+
+def test_lambda_is_zero_during_warmup_then_base(make_runner, tmp_path):
+    runner = make_runner(
+        tmp_path,
+        max_iters=6,
+        custom_hooks=[dict(type='LossWeightWarmupHook', warmup_iters=3)])
+    logged = []
+    runner.logger.info = logged.append
+    runner.train()
+    assert runner.model.lambdas == [(0, 0.0), (1, 0.0), (2, 0.0), (3, 0.5),
+                                    (4, 0.5), (5, 0.5)]
+    switches = [m for m in logged if 'LossWeightWarmupHook' in m]
+    assert len(switches) == 2
+    assert 'loss_lambda = 0.0 from iteration 1' in switches[0]
+    assert 'loss_lambda = 0.5 from iteration 4' in switches[1]
+
+
+@pytest.mark.parametrize('resume_at,expected', [
+    (4, [(4, 0.5), (5, 0.5)]),  # resumed after the warm-up
+    (2, [(2, 0.0), (3, 0.5), (4, 0.5), (5, 0.5)]),  # resumed inside it
+])
+def test_lambda_after_resume(make_runner, tmp_path, resume_at, expected):
+    hooks = [dict(type='LossWeightWarmupHook', warmup_iters=3),
+             dict(type='TrainStateHook')]
+    first = make_runner(
+        tmp_path, max_iters=6, ckpt_interval=resume_at,
+        custom_hooks=hooks + [CrashAt(resume_at)])
+    with pytest.raises(Crash):
+        first.train()
+    # A fresh model starts with the configured lambda, as after a restart.
+    model = ToyContrastiveModel()
+    resumed = make_runner(
+        tmp_path, model=model, max_iters=6, ckpt_interval=resume_at,
+        custom_hooks=hooks, resume=True)
+    resumed.train()
+    assert model.lambdas == expected
+
+
+def test_bad_warmup_iters():
+    for bad in (-1, 1.5, True, None):
+        with pytest.raises(ValueError, match='warmup_iters'):
+            LossWeightWarmupHook(warmup_iters=bad)

@@ -1,0 +1,205 @@
+import pytest
+import torch
+from mmengine.evaluator import Evaluator
+from mmpretrain.structures import DataSample
+
+from densevit.evaluation import CorrespondenceAccuracy, DenseProbe, KNNAccuracy
+from densevit.registry import METRICS
+
+
+def _corr_sample(box2, flip2=False, dense_pred=None):
+    """Two-view prediction; backbone prediction is the true one."""
+    from densevit.evaluation.functional import correspondence_ground_truth
+    boxes = torch.tensor([[0., 0., 64., 64.], box2])
+    flips = torch.tensor([False, flip2])
+    gt, valid, _ = correspondence_ground_truth(boxes, flips, (4, 4))
+    sample = DataSample(
+        metainfo=dict(view_boxes=boxes, view_flips=flips, patch_grid=(4, 4)))
+    sample.pred_corr_backbone = torch.where(valid, gt, torch.zeros_like(gt))
+    sample.pred_corr_dense = (
+        dense_pred if dense_pred is not None else torch.full((16, ), 15))
+    return sample
+
+
+def test_correspondence_accuracy_end_to_end_through_evaluator():
+    samples = [
+        _corr_sample([0., 0., 64., 64.]),
+        _corr_sample([16., 0., 80., 64.], flip2=True),
+    ]
+    evaluator = Evaluator(
+        dict(type='CorrespondenceAccuracy', _scope_='densevit'))
+    # The Evaluator hands metrics dicts (DataSample.to_dict()).
+    evaluator.process(samples)
+    metrics = evaluator.evaluate(len(samples))
+    assert metrics['corr_acc_backbone'] == 1.0
+    # Dense always predicts patch 15 (row 3, col 3): within 1 patch of the
+    # truth only for truths in rows 2-3 and cols 2-3.
+    s1 = 4  # identity: truths 10, 11, 14, 15
+    # shift+flip: view-1 cols 1-3 -> view-2 cols 3-1; cols 3, 2 in rows 2-3
+    s2 = 4
+    assert metrics['corr_acc_dense'] == pytest.approx((s1 + s2) / (16 + 12))
+
+
+def test_correspondence_accuracy_accepts_datasamples_directly():
+    metric = METRICS.build(dict(type='CorrespondenceAccuracy', tolerance=0))
+    sample = _corr_sample([0., 0., 64., 64.], dense_pred=torch.arange(16))
+    metric.process(None, [sample])
+    assert metric.evaluate(1) == dict(
+        corr_acc_backbone=1.0, corr_acc_dense=1.0)
+
+
+def test_correspondence_accuracy_missing_boxes_raises():
+    sample = DataSample(metainfo=dict(patch_grid=(4, 4)))
+    sample.pred_corr_backbone = torch.arange(16)
+    with pytest.raises(ValueError, match='view_boxes.*TwoViewCrop'):
+        CorrespondenceAccuracy().process(None, [sample.to_dict()])
+
+
+def test_correspondence_accuracy_missing_predictions_raises():
+    sample = _corr_sample([0., 0., 64., 64.]).to_dict()
+    del sample['pred_corr_backbone'], sample['pred_corr_dense']
+    with pytest.raises(ValueError, match='two views'):
+        CorrespondenceAccuracy().process(None, [sample])
+
+
+def _seg_samples(n, num_classes=4, encode=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(n):
+        cells = torch.randint(0, num_classes, (4, 4), generator=g)
+        mask = cells.repeat_interleave(8, 0).repeat_interleave(8, 1)
+        if encode:
+            feats = torch.nn.functional.one_hot(cells, num_classes).permute(
+                2, 0, 1).float() * 3
+            feats = feats + 0.2 * torch.randn(feats.shape, generator=g)
+        else:
+            feats = torch.randn(num_classes, 4, 4, generator=g)
+        sample = DataSample()
+        sample.patch_feats = feats
+        sample.gt_mask = mask
+        samples.append(sample)
+    return samples
+
+
+def test_dense_probe_end_to_end():
+    evaluator = Evaluator(
+        dict(type='DenseProbe', num_classes=4, _scope_='densevit'))
+    samples = _seg_samples(16)
+    evaluator.process(samples[:8])
+    evaluator.process(samples[8:])
+    metrics = evaluator.evaluate(16)
+    assert metrics['dense_probe/mIoU'] > 0.99
+    assert metrics['dense_probe/pixel_acc'] > 0.99
+    # Features are moved to CPU and stored as (H*W, C) rows.
+    metric = evaluator.metrics[0]
+    assert metric.results == []  # evaluate() clears them
+
+
+def test_dense_probe_random_features_low():
+    metric = DenseProbe(num_classes=4)
+    metric.process(None, _seg_samples(16, encode=False))
+    assert metric.evaluate(16)['dense_probe/mIoU'] < 0.35
+
+
+def test_dense_probe_bad_inputs():
+    sample = _seg_samples(1)[0]
+    sample.gt_mask = sample.gt_mask[:30]  # 30 px is not 4 whole patches
+    with pytest.raises(ValueError, match='does not match'):
+        DenseProbe(num_classes=4).process(None, [sample])
+
+    sample = _seg_samples(1)[0]
+    sample.gt_mask[0, 0] = 7  # not ignore, >= num_classes
+    with pytest.raises(ValueError, match='num_classes'):
+        DenseProbe(num_classes=4).process(None, [sample])
+
+    metric = DenseProbe(num_classes=4)
+    samples = _seg_samples(4)
+    for s in samples:
+        s.gt_mask = torch.zeros_like(s.gt_mask)  # only background
+    metric.process(None, samples)
+    with pytest.raises(ValueError, match='at least two'):
+        metric.evaluate(4)
+
+    unmasked = DataSample()
+    unmasked.patch_feats = torch.zeros(4, 4, 4)
+    with pytest.raises(ValueError, match='gt_mask'):
+        DenseProbe(num_classes=4).process(None, [unmasked])
+    with pytest.raises(ValueError, match='num_classes'):
+        DenseProbe(num_classes=1)
+
+
+def _cls_samples(n_per_class, num_classes=3, labelled=True, shuffle=False):
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(num_classes, 8, generator=g) * 3
+    labels = torch.arange(num_classes).repeat(n_per_class)
+    if shuffle:
+        labels = labels[torch.randperm(len(labels), generator=g)]
+    samples = []
+    for i, c in enumerate(torch.arange(num_classes).repeat(n_per_class)):
+        sample = DataSample()
+        sample.cls_feats = centres[c] + 0.1 * torch.randn(8, generator=g)
+        if labelled:
+            sample.set_gt_label(int(labels[i]))
+        samples.append(sample)
+    return samples
+
+
+def test_knn_accuracy_end_to_end():
+    evaluator = Evaluator(dict(type='KNNAccuracy', k=5, _scope_='densevit'))
+    samples = _cls_samples(10)
+    evaluator.process(samples)
+    assert evaluator.evaluate(len(samples)) == {'knn/top1': 1.0}
+
+
+def test_knn_accuracy_shuffled_labels_low():
+    metric = KNNAccuracy(num_classes=3, k=5)
+    samples = _cls_samples(30, shuffle=True)
+    metric.process(None, samples)
+    assert metric.evaluate(len(samples))['knn/top1'] < 0.55
+
+
+def test_knn_accuracy_bad_inputs():
+    with pytest.raises(ValueError, match='gt_label'):
+        KNNAccuracy().process(None, _cls_samples(1, labelled=False))
+    with pytest.raises(ValueError, match='train_fraction'):
+        KNNAccuracy(train_fraction=0)
+    metric = KNNAccuracy()
+    metric.process(None, _cls_samples(1, num_classes=1))
+    with pytest.raises(ValueError, match='at least 2 samples'):
+        metric.evaluate(1)
+
+
+def test_metrics_on_densevit_predictions(tiny_model_cfg):
+    """Contract: the three metrics read what DenseViT.predict returns."""
+    from mmengine.dataset import default_collate
+
+    from densevit.registry import DATASETS, MODELS
+
+    # 64 px -> 4x4 patches: enough shape cells for a two-class dense probe.
+    tiny_model_cfg['backbone']['img_size'] = 64
+    model = MODELS.build(tiny_model_cfg).eval()
+    dataset = DATASETS.build(
+        dict(
+            type='SyntheticShapes',
+            num_samples=8,
+            img_size=64,
+            num_classes=3,
+            pipeline=[
+                dict(type='TwoViewCrop', size=64, min_overlap=0.3),
+                dict(type='PackDenseInputs')
+            ]))
+    evaluator = Evaluator([
+        dict(type='CorrespondenceAccuracy', _scope_='densevit'),
+        dict(type='DenseProbe', num_classes=4, _scope_='densevit'),
+        dict(type='KNNAccuracy', k=3, _scope_='densevit'),
+    ])
+    for start in (0, 4):
+        batch = default_collate([dataset[i] for i in range(start, start + 4)])
+        data = model.data_preprocessor(batch, False)
+        evaluator.process(model(**data, mode='predict'), batch)
+    metrics = evaluator.evaluate(len(dataset))
+    assert set(metrics) == {
+        'corr_acc_backbone', 'corr_acc_dense', 'dense_probe/mIoU',
+        'dense_probe/pixel_acc', 'knn/top1'
+    }
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
