@@ -43,7 +43,7 @@ def main():
                 'that defines test_dataloader/test_evaluator/test_cfg (the '
                 'demo config and the configs under configs/densevit/'
                 'benchmarks/ do).')
-    runner = build_runner(cfg)
+    runner = build_runner(cfg, training=False)
     metrics = runner.test()
     report_metrics(metrics, args.out)
 

@@ -8,6 +8,7 @@ ignored. :func:`check_config` walks the whole config first and raises one
 """
 import difflib
 import inspect
+import os.path as osp
 from typing import Any, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
@@ -91,8 +92,36 @@ def _accepted_keys(obj: Any) -> Optional[set]:
     return {p.name for p in params if p.name != 'self'}
 
 
-def check_config(cfg: Config) -> None:
-    """Raise ``ValueError`` for unknown types, keys and top-level fields."""
+def _pretrained_problems(node: Any, path: str) -> Iterator[str]:
+    """Empty or missing ``Pretrained`` checkpoints, which fail mid-init."""
+    if isinstance(node, dict):
+        init_cfg = node.get('init_cfg')
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            ckpt = init_cfg.get('checkpoint')
+            field = f'{path}.init_cfg.checkpoint'
+            if not ckpt:
+                yield (f'`{field}` is empty. Fix: pass the pretrained '
+                       f'checkpoint, e.g. --cfg-options {field}='
+                       'work_dirs/<run>/epoch_N.pth')
+            elif '://' not in str(ckpt) and not osp.exists(str(ckpt)):
+                yield f'`{field}`: no file {ckpt!r}.'
+        for key, value in node.items():
+            yield from _pretrained_problems(value,
+                                            f'{path}.{key}' if path else key)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _pretrained_problems(value, f'{path}[{i}]')
+
+
+def check_config(cfg: Config, training: bool = True) -> None:
+    """Raise ``ValueError`` for unknown types, keys and top-level fields.
+
+    Args:
+        cfg (Config): the config to check.
+        training (bool): also check what only training uses: pretrained
+            checkpoints named by ``init_cfg`` must be given and exist.
+            Defaults to True.
+    """
     problems = []
     for key in cfg.keys():
         if key in RUNNER_KEYS:
@@ -126,6 +155,8 @@ def check_config(cfg: Config) -> None:
                 f'`{path}.{key}` is not an argument of {type_name}'
                 + (f'; did you mean `{hint[0]}`?' if hint else
                    f'; it accepts {sorted(accepted)}.'))
+    if training:
+        problems.extend(_pretrained_problems(cfg.get('model'), 'model'))
     if problems:
         raise ValueError('Config errors:\n  - ' + '\n  - '.join(problems))
 

@@ -96,9 +96,15 @@ def adapt_to_device(cfg: Config) -> List[str]:
     return notes
 
 
-def build_runner(cfg: Config) -> Runner:
-    """Check the config, adapt it to this machine, and build the Runner."""
-    check_config(cfg)
+def build_runner(cfg: Config, training: bool = True) -> Runner:
+    """Check the config, adapt it to this machine, and build the Runner.
+
+    Args:
+        cfg (Config): the merged config.
+        training (bool): whether the runner will train (checks pretrained
+            checkpoints too) or only test. Defaults to True.
+    """
+    check_config(cfg, training=training)
     notes = adapt_to_device(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)

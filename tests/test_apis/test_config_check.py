@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 from mmengine.config import Config
 
 from densevit.apis import adapt_to_device, apply_cli_options, check_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def cfg_with(model, **extra):
@@ -75,3 +79,19 @@ def test_cpu_fallback_for_amp_and_nccl(monkeypatch):
     assert cfg.env_cfg.dist_cfg.backend == 'gloo'
     assert cfg.model_wrapper_cfg.device_ids is None
     assert len(notes) == 2
+
+
+def test_empty_or_missing_pretrained_checkpoint(tmp_path):
+    from mmengine.config import Config as C
+    cfg = C.fromfile(
+        str(REPO_ROOT / 'configs/densevit/benchmarks/'
+            'vit-tiny-p16_linear-1xb64-coslr-10e_synthetic-64px.py'))
+    with pytest.raises(ValueError, match='model.backbone.init_cfg.checkpoint'
+                       '` is empty. Fix: pass'):
+        check_config(cfg)
+    check_config(cfg, training=False)  # testing loads its own checkpoint
+    cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / 'nope.pth')
+    with pytest.raises(ValueError, match='no file'):
+        check_config(cfg)
+    (tmp_path / 'nope.pth').write_bytes(b'')
+    check_config(cfg)
