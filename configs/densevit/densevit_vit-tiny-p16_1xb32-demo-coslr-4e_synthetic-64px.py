@@ -80,5 +80,6 @@ test_evaluator = [
     dict(type='CorrespondenceAccuracy'),
     dict(type='DenseProbe', num_classes=7),
     dict(type='KNNAccuracy', num_classes=6),
+    dict(type='LinearProbeAccuracy', num_classes=6),
 ]
 test_cfg = dict(type='TestLoop')

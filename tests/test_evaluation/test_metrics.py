@@ -3,7 +3,8 @@ import torch
 from mmengine.evaluator import Evaluator
 from mmpretrain.structures import DataSample
 
-from densevit.evaluation import CorrespondenceAccuracy, DenseProbe, KNNAccuracy
+from densevit.evaluation import (CorrespondenceAccuracy, DenseProbe,
+                                 KNNAccuracy, LinearProbeAccuracy)
 from densevit.registry import METRICS
 
 
@@ -167,6 +168,27 @@ def test_knn_accuracy_bad_inputs():
     metric.process(None, _cls_samples(1, num_classes=1))
     with pytest.raises(ValueError, match='at least 2 samples'):
         metric.evaluate(1)
+
+
+def test_linear_probe_accuracy_separable_vs_shuffled():
+    evaluator = Evaluator(
+        dict(type='LinearProbeAccuracy', _scope_='densevit'))
+    samples = _cls_samples(10)
+    evaluator.process(samples)
+    assert evaluator.evaluate(len(samples)) == {'linear_probe/top1': 1.0}
+    metric = LinearProbeAccuracy(num_classes=3)
+    shuffled = _cls_samples(30, shuffle=True)
+    metric.process(None, shuffled)
+    assert metric.evaluate(len(shuffled))['linear_probe/top1'] < 0.55
+
+
+def test_linear_probe_accuracy_bad_inputs():
+    with pytest.raises(ValueError, match='LinearProbeAccuracy needs gt_label'):
+        LinearProbeAccuracy().process(None, _cls_samples(1, labelled=False))
+    with pytest.raises(ValueError, match='max_iter'):
+        LinearProbeAccuracy(max_iter=0)
+    with pytest.raises(ValueError, match='LinearProbeAccuracy: train_frac'):
+        LinearProbeAccuracy(train_fraction=1.5)
 
 
 def test_metrics_on_densevit_predictions(tiny_model_cfg):

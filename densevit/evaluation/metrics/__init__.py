@@ -1,6 +1,9 @@
 """Metrics on the DataSamples DenseViT.predict returns."""
 from .correspondence_accuracy import CorrespondenceAccuracy
 from .dense_probe import DenseProbe
-from .knn_accuracy import KNNAccuracy
+from .knn_accuracy import ClsFeatureMetric, KNNAccuracy, LinearProbeAccuracy
 
-__all__ = ['CorrespondenceAccuracy', 'DenseProbe', 'KNNAccuracy']
+__all__ = [
+    'ClsFeatureMetric', 'CorrespondenceAccuracy', 'DenseProbe', 'KNNAccuracy',
+    'LinearProbeAccuracy'
+]

@@ -1,16 +1,85 @@
-"""Weighted k-NN top-1 accuracy on frozen CLS features."""
-from typing import List, Optional, Sequence
+"""Classification metrics on frozen CLS features: k-NN and linear probe."""
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.evaluator import BaseMetric
+from torch import Tensor
 
 from densevit.registry import METRICS
-from ..functional import knn_top1, probe_split
+from ..functional import knn_top1, linear_probe_top1, probe_split
 from .utils import get_field, get_label
 
 
+class ClsFeatureMetric(BaseMetric):
+    """Collects ``cls_feats`` + ``gt_label`` and splits them train / test.
+
+    Subclasses score the test share with a classifier fitted on (or using
+    as memory) the train share; the split is a seeded permutation, so it
+    does not depend on dataset order.
+
+    Args:
+        num_classes (int, optional): number of classes; inferred as the
+            largest label + 1 when None.
+        train_fraction (float): share of samples used to fit. Defaults to
+            0.5.
+        seed (int): seed of the split. Defaults to 0.
+        collect_device (str): device for gathering results across ranks.
+        prefix (str, optional): prefix of the metric names.
+    """
+
+    def __init__(self,
+                 num_classes: Optional[int] = None,
+                 train_fraction: float = 0.5,
+                 seed: int = 0,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        name = type(self).__name__
+        if num_classes is not None and (not isinstance(num_classes, int)
+                                        or num_classes < 2):
+            raise ValueError(f'{name}: num_classes must be None or an '
+                             f'int >= 2, but got {num_classes!r}.')
+        if not 0 < train_fraction < 1:
+            raise ValueError(f'{name}: train_fraction must be in (0, 1), '
+                             f'but got {train_fraction}.')
+        self.num_classes = num_classes
+        self.train_fraction = train_fraction
+        self.seed = seed
+
+    def process(self, data_batch, data_samples: Sequence) -> None:
+        """Keep each sample's CLS feature (on CPU) and label."""
+        name = type(self).__name__
+        for sample in data_samples:
+            feats = get_field(sample, 'cls_feats')
+            if feats is None:
+                raise ValueError(
+                    f'{name} needs cls_feats in the predictions; use a '
+                    'model whose predict returns them (DenseViT).')
+            label = get_label(sample)
+            if label is None:
+                raise ValueError(
+                    f'{name} needs gt_label in every data sample: '
+                    'evaluate on a labelled split whose pipeline packs '
+                    'gt_label (PackDenseInputs / PackInputs).')
+            self.results.append(
+                dict(
+                    feats=feats.detach().cpu().float().reshape(-1),
+                    label=label))
+
+    def split(self, results: List[dict]
+              ) -> Tuple[Tensor, Tensor, Tensor, Tensor, int]:
+        """(train_x, train_y, test_x, test_y, num_classes)."""
+        train_idx, test_idx = probe_split(
+            len(results), self.train_fraction, self.seed)
+        feats = torch.stack([r['feats'] for r in results])
+        labels = torch.tensor([r['label'] for r in results])
+        num_classes = self.num_classes or max(int(labels.max()) + 1, 2)
+        return (feats[train_idx], labels[train_idx], feats[test_idx],
+                labels[test_idx], num_classes)
+
+
 @METRICS.register_module()
-class KNNAccuracy(BaseMetric):
+class KNNAccuracy(ClsFeatureMetric):
     """k-NN classification of ``cls_feats`` among the evaluated samples.
 
     Collects ``cls_feats`` and ``gt_label``, uses a deterministic
@@ -43,52 +112,68 @@ class KNNAccuracy(BaseMetric):
                  seed: int = 0,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        if num_classes is not None and (not isinstance(num_classes, int)
-                                        or num_classes < 2):
-            raise ValueError('KNNAccuracy: num_classes must be None or an '
-                             f'int >= 2, but got {num_classes!r}.')
+        super().__init__(num_classes, train_fraction, seed, collect_device,
+                         prefix)
         if not isinstance(k, int) or k < 1:
             raise ValueError(f'KNNAccuracy: k must be an int >= 1, got {k!r}.')
         if temperature <= 0:
             raise ValueError('KNNAccuracy: temperature must be > 0, got '
                              f'{temperature}.')
-        if not 0 < train_fraction < 1:
-            raise ValueError('KNNAccuracy: train_fraction must be in (0, 1), '
-                             f'but got {train_fraction}.')
-        self.num_classes = num_classes
         self.k = k
         self.temperature = temperature
-        self.train_fraction = train_fraction
-        self.seed = seed
-
-    def process(self, data_batch, data_samples: Sequence) -> None:
-        """Keep each sample's CLS feature (on CPU) and label."""
-        for sample in data_samples:
-            feats = get_field(sample, 'cls_feats')
-            if feats is None:
-                raise ValueError(
-                    'KNNAccuracy needs cls_feats in the predictions; use a '
-                    'model whose predict returns them (DenseViT).')
-            label = get_label(sample)
-            if label is None:
-                raise ValueError(
-                    'KNNAccuracy needs gt_label in every data sample: '
-                    'evaluate on a labelled split whose pipeline packs '
-                    'gt_label (PackDenseInputs / PackInputs).')
-            self.results.append(
-                dict(
-                    feats=feats.detach().cpu().float().reshape(-1),
-                    label=label))
 
     def compute_metrics(self, results: List[dict]) -> dict:
         """Memory = train share, queries = the rest."""
-        train_idx, test_idx = probe_split(
-            len(results), self.train_fraction, self.seed)
-        feats = torch.stack([r['feats'] for r in results])
-        labels = torch.tensor([r['label'] for r in results])
-        num_classes = self.num_classes or max(int(labels.max()) + 1, 2)
-        top1 = knn_top1(feats[train_idx], labels[train_idx], feats[test_idx],
-                        labels[test_idx], num_classes, self.k,
+        train_x, train_y, test_x, test_y, num_classes = self.split(results)
+        top1 = knn_top1(train_x, train_y, test_x, test_y, num_classes, self.k,
                         self.temperature)
+        return {'top1': top1}
+
+
+@METRICS.register_module()
+class LinearProbeAccuracy(ClsFeatureMetric):
+    """Linear-probe top-1 of ``cls_feats`` among the evaluated samples.
+
+    A logistic-regression probe (L-BFGS on standardised features, as in
+    ``LinearProbeHook``) is fitted on a deterministic ``train_fraction`` of
+    the samples and scored on the rest. Reports ``top1`` in ``[0, 1]``,
+    named ``linear_probe/top1`` by the default prefix.
+
+    Args:
+        num_classes (int, optional): number of classes; inferred when None.
+        weight_decay (float): L2 penalty. Defaults to 1e-4.
+        max_iter (int): L-BFGS iterations. Defaults to 100.
+        train_fraction (float): share of samples to fit on. Defaults to 0.5.
+        seed (int): seed of the split. Defaults to 0.
+        collect_device (str): device for gathering results across ranks.
+        prefix (str, optional): defaults to 'linear_probe'.
+    """
+
+    default_prefix: Optional[str] = 'linear_probe'
+
+    def __init__(self,
+                 num_classes: Optional[int] = None,
+                 weight_decay: float = 1e-4,
+                 max_iter: int = 100,
+                 train_fraction: float = 0.5,
+                 seed: int = 0,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(num_classes, train_fraction, seed, collect_device,
+                         prefix)
+        if weight_decay < 0:
+            raise ValueError('LinearProbeAccuracy: weight_decay must be >= '
+                             f'0, got {weight_decay}.')
+        if not isinstance(max_iter, int) or max_iter < 1:
+            raise ValueError('LinearProbeAccuracy: max_iter must be an int '
+                             f'>= 1, got {max_iter!r}.')
+        self.weight_decay = weight_decay
+        self.max_iter = max_iter
+
+    def compute_metrics(self, results: List[dict]) -> dict:
+        """Fit on the train share, score the rest."""
+        train_x, train_y, test_x, test_y, num_classes = self.split(results)
+        top1 = linear_probe_top1(train_x, train_y, test_x, test_y,
+                                 num_classes, self.weight_decay,
+                                 self.max_iter)
         return {'top1': top1}

@@ -1,0 +1,38 @@
+"""Keep only the online backbone of a DenseViT checkpoint.
+
+    python tools/model_converters/extract_backbone.py IN.pth OUT.pth
+
+The output is a plain ``state_dict`` of mmpretrain's ``VisionTransformer``
+(keys without the ``backbone.`` prefix), loadable with
+``init_cfg=dict(type='Pretrained', checkpoint='OUT.pth')`` in any
+mmpretrain / mmseg config, and with ``torch.load(weights_only=True)``.
+"""
+import argparse
+
+import torch
+
+
+def extract_backbone(checkpoint: dict, prefix: str = 'backbone.') -> dict:
+    """``{'state_dict': ...}`` or a bare state dict → the backbone's."""
+    state = checkpoint.get('state_dict', checkpoint)
+    backbone = {k[len(prefix):]: v for k, v in state.items()
+                if k.startswith(prefix)}
+    if not backbone:
+        raise ValueError(f'No `{prefix}*` weights in the checkpoint: is it a '
+                         'DenseViT checkpoint?')
+    return backbone
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src')
+    parser.add_argument('dst')
+    args = parser.parse_args(argv)
+    checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
+    backbone = extract_backbone(checkpoint)
+    torch.save({'state_dict': backbone}, args.dst)
+    print(f'{len(backbone)} backbone tensors written to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
