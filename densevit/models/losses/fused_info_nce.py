@@ -177,6 +177,12 @@ def info_nce(q: Tensor,
     if reduction not in ('mean', 'sum', 'none'):
         raise ValueError(f"`reduction` must be 'mean', 'sum' or 'none', got "
                          f'{reduction!r}.')
+    device_type = q.device.type
+    if torch.is_autocast_enabled(device_type):
+        # Inside autocast the loss is matrix work like any other: run it in
+        # the autocast dtype (bf16 flash kernels) even though F.normalize,
+        # which autocast keeps in fp32, handed us fp32 inputs.
+        q = q.to(torch.get_autocast_dtype(device_type))
     losses = _InfoNCE.apply(q, k_pos.to(q.dtype), negatives.detach(),
                             float(temperature), impl)
     if reduction == 'mean':

@@ -102,3 +102,26 @@ def test_bad_input_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
         info_nce(**args)
 
+
+
+def test_autocast_runs_the_kernel_in_the_autocast_dtype(monkeypatch):
+    import densevit.models.losses.fused_info_nce as mod
+    seen = []
+    original = mod.negative_logsumexp
+
+    def spy(q, negatives, scale, impl='auto'):
+        seen.append(q.dtype)
+        return original(q, negatives, scale, impl)
+
+    monkeypatch.setattr(mod, 'negative_logsumexp', spy)
+    torch.manual_seed(4)
+    q = unit(32, 16, dtype=torch.float32).requires_grad_()
+    k, n = unit(32, 16, dtype=torch.float32), unit(200, 16,
+                                                   dtype=torch.float32)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = info_nce(q, k, n, 0.2)
+    loss.backward()
+    assert seen == [torch.bfloat16]
+    assert q.grad.dtype == torch.float32  # autograd casts back
+    ref = info_nce_reference(q.detach().double(), k.double(), n.double(), 0.2)
+    assert abs(loss.item() - ref.item()) / ref.item() <= 1e-2
