@@ -13,11 +13,12 @@ from densevit.registry import DATASETS, HOOKS, METRICS, MODELS
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO_ROOT / 'configs' / 'densevit').rglob('*.py'))
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
-               'probe_train_dataloader', 'probe_val_dataloader')
+               'probe_train_dataloader', 'probe_val_dataloader',
+               'probe_corr_dataloader')
 
 
-def fake_imagenet(root: Path) -> Path:
-    """The ImageNet folder layout with a few tiny JPEGs."""
+def fake_data_root(root: Path) -> Path:
+    """ImageNet and VOC folder layouts in one root, with tiny images."""
     for split_dir in ('train/n01', 'train/n02', 'val'):
         (root / split_dir).mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(['train/n01/a.JPEG', 'train/n02/b.JPEG',
@@ -25,6 +26,11 @@ def fake_imagenet(root: Path) -> Path:
         Image.new('RGB', (40, 40), (40 * i, 90, 200)).save(root / path)
     (root / 'meta').mkdir(exist_ok=True)
     (root / 'meta' / 'val.txt').write_text('c.JPEG 0\nd.JPEG 1\n')
+    for folder in ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation'):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    Image.new('RGB', (32, 32), (10, 200, 30)).save(root / 'JPEGImages/e.jpg')
+    Image.new('L', (32, 32), 1).save(root / 'SegmentationClass/e.png')
+    (root / 'ImageSets/Segmentation/val.txt').write_text('e\n')
     return root
 
 
@@ -54,7 +60,7 @@ def test_config_builds(path, tmp_path):
     cfg = Config.fromfile(str(path))
     check_config(cfg, training=False)
     assert cfg.default_scope == 'densevit'
-    data_root = str(fake_imagenet(tmp_path / 'imagenet'))
+    data_root = str(fake_data_root(tmp_path / 'data'))
 
     model_cfg = copy.deepcopy(cfg.model)
     if 'init_cfg' in model_cfg.get('backbone', {}):

@@ -265,3 +265,84 @@ def test_with_synthetic_shapes_and_densevit(tmp_path, tiny_model_cfg):
     scalars = runner.message_hub.log_scalars
     for key in ('probe/top1', 'probe/knn_top1', 'probe/dense_mIoU'):
         assert 0.0 <= scalars[key].current() <= 1.0
+
+
+def _shapes(num_samples, seed, pipeline, batch_size=8):
+    return dict(
+        batch_size=batch_size,
+        dataset=dict(
+            type='SyntheticShapes',
+            num_samples=num_samples,
+            img_size=64,
+            num_classes=3,
+            seed=seed,
+            pipeline=pipeline))
+
+
+TWO_VIEW = [
+    dict(type='TwoViewCrop', size=64, scale=(0.5, 1.0), min_overlap=0.5),
+    dict(type='PackDenseInputs')
+]
+
+
+def test_correspondence_accuracy_with_densevit(tmp_path, tiny_model_cfg):
+    """corr_dataloader named by a config field, scored via DenseViT.predict."""
+    from mmengine.config import Config
+    single = [dict(type='PackDenseInputs')]
+    cfg = Config(dict(probe_corr=_shapes(8, 3, TWO_VIEW)))
+    hook = LinearProbeHook(
+        _shapes(6, 1, single),
+        _shapes(6, 2, single),
+        corr_dataloader='probe_corr',
+        knn_k=3,
+        dense_probe=False,
+        max_samples=6,
+        max_iter=5)
+    pooled = []
+    compute = hook._corr_metric.compute_metrics
+
+    def spy(results):
+        pooled.append(len(results))
+        return compute(results)
+
+    hook._corr_metric.compute_metrics = spy
+    tiny_model_cfg['backbone']['img_size'] = 64  # 4x4 patch grid
+    runner = Runner(
+        model=tiny_model_cfg,
+        work_dir=str(tmp_path),
+        default_scope='densevit',
+        experiment_name=f'probe_{uuid.uuid4().hex[:8]}',
+        cfg=cfg)
+    hook.before_train(runner)
+    hook.after_train(runner)
+    scalars = runner.message_hub.log_scalars
+    for key in ('probe/corr_acc_backbone', 'probe/corr_acc_dense'):
+        assert 0.0 <= scalars[key].current() <= 1.0
+    assert pooled == [6]  # max_samples caps the 8-sample split
+    assert runner.model.training  # train mode restored after the probe
+
+
+def test_bad_corr_dataloader_raises_before_training(tmp_path):
+    def hook(corr):
+        return LinearProbeHook(
+            _loader(ToyProbeSet(n=8)), _loader(ToyProbeSet(n=8)),
+            corr_dataloader=corr)
+
+    single_view = _shapes(4, 3, [dict(type='PackDenseInputs')])
+    runner = _runner(tmp_path / 'a', hook(single_view))
+    with pytest.raises(ValueError,
+                       match='corr_dataloader yields 1 view.*TwoViewCrop'):
+        runner.train()
+    assert runner.model.loss_calls == 0
+
+    # Two views but no crop boxes: the truth is unknown.
+    runner = _runner(tmp_path / 'b',
+                     hook(_loader(ToyProbeSet(n=8, two_view=True))))
+    with pytest.raises(ValueError, match='corr_dataloader.*view_boxes'):
+        runner.train()
+
+    runner = _runner(tmp_path / 'c', hook('no_corr_field'))
+    with pytest.raises(ValueError, match='no_corr_field.*Fix: define'):
+        runner.train()
+    with pytest.raises(TypeError, match='corr_dataloader'):
+        hook(ToyProbeSet())

@@ -2,7 +2,7 @@
 import copy
 import math
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.dist import (broadcast_object_list, collect_results,
@@ -17,6 +17,8 @@ from torch.utils.data import DataLoader
 from densevit.evaluation.functional import (fit_linear_probe, knn_top1,
                                             linear_probe_top1,
                                             masks_to_patch_labels, mean_iou)
+from densevit.evaluation.metrics.correspondence_accuracy import \
+    CorrespondenceAccuracy
 from densevit.evaluation.metrics.utils import get_field, get_label
 from densevit.registry import HOOKS
 
@@ -38,7 +40,12 @@ class LinearProbeHook(Hook):
     - ``probe/knn_top1``: weighted k-NN top-1 (cosine, ``exp(s / T)`` votes);
     - ``probe/dense_mIoU`` (and ``probe/dense_pixel_acc``): per-patch linear
       probe on majority-vote patch labels, when the splits carry
-      ``gt_mask``.
+      ``gt_mask``;
+    - ``probe/corr_acc_backbone`` and ``probe/corr_acc_dense``: patch
+      correspondence accuracy on an optional two-view split
+      (``corr_dataloader``). The model's own ``predict`` (``mode='predict'``
+      on both views, same eval mode / no-grad setting) mines the matches and
+      :class:`CorrespondenceAccuracy` scores them against the crop geometry.
 
     Values are in ``[0, 1]``. They go to ``runner.message_hub`` (keys
     above), to the visualiser backends (``add_scalars`` at the number of
@@ -62,6 +69,15 @@ class LinearProbeHook(Hook):
             self-supervised data preprocessors expect).
         val_dataloader (dict | DataLoader | str): labelled split the probes
             are scored on; same forms and defaults.
+        corr_dataloader (dict | DataLoader | str, optional): two-view split
+            for correspondence accuracy, in the same forms and with the same
+            defaults; its pipeline must be ``TwoViewCrop`` (crops and flips
+            only, so the true correspondence is exact) then
+            ``PackDenseInputs``, which records ``view_boxes`` /
+            ``view_flips``. Labels are not needed. The model must return
+            ``pred_corr_backbone`` / ``pred_corr_dense`` from
+            ``mode='predict'`` on two views, as ``DenseViT`` does. Defaults
+            to None (no correspondence probe).
         interval (int): probe every ``interval`` epochs (iterations when
             ``by_epoch=False``). Defaults to 1.
         by_epoch (bool): count ``interval`` in epochs. Defaults to True.
@@ -77,8 +93,8 @@ class LinearProbeHook(Hook):
             False disables the dense probe, ``'auto'`` runs it when both
             splits carry masks. Defaults to 'auto'.
         max_samples (int, optional): at most this many samples of each split
-            are used (caps extraction time and feature memory). Defaults to
-            None (all).
+            (``corr_dataloader`` included) are used (caps extraction time
+            and feature memory). Defaults to None (all).
         weight_decay (float): L2 penalty of the linear probes. Defaults to
             1e-4.
         max_iter (int): L-BFGS iterations of the linear probes. Defaults to
@@ -93,6 +109,7 @@ class LinearProbeHook(Hook):
     def __init__(self,
                  train_dataloader: DataLoaderCfg,
                  val_dataloader: DataLoaderCfg,
+                 corr_dataloader: Optional[DataLoaderCfg] = None,
                  interval: int = 1,
                  by_epoch: bool = True,
                  num_classes: Optional[int] = None,
@@ -106,7 +123,10 @@ class LinearProbeHook(Hook):
                  ignore_index: int = 255,
                  collect_device: str = 'cpu') -> None:
         for name, loader in (('train_dataloader', train_dataloader),
-                             ('val_dataloader', val_dataloader)):
+                             ('val_dataloader', val_dataloader),
+                             ('corr_dataloader', corr_dataloader)):
+            if name == 'corr_dataloader' and loader is None:
+                continue
             if not isinstance(loader, (dict, DataLoader, str)):
                 raise TypeError(
                     f'LinearProbeHook: {name} must be a dataloader config '
@@ -135,6 +155,7 @@ class LinearProbeHook(Hook):
                              f'int >= 2, but got {max_samples!r}.')
         self.train_dataloader_cfg = train_dataloader
         self.val_dataloader_cfg = val_dataloader
+        self.corr_dataloader_cfg = corr_dataloader
         self.interval = interval
         self.by_epoch = by_epoch
         self.num_classes = num_classes
@@ -150,32 +171,41 @@ class LinearProbeHook(Hook):
         self.collect_device = collect_device
 
         self._loaders: Dict[str, DataLoader] = {}
+        # Scores each sample's mined matches; only its per-sample counts are
+        # kept, so the hook gathers them like features and pools on rank 0.
+        self._corr_metric = CorrespondenceAccuracy(
+            collect_device=collect_device)
         self._use_dense = False
         self._last_probe_iter: Optional[int] = None
 
     # ------------------------------------------------------------------ setup
     def before_train(self, runner) -> None:
-        """Build both dataloaders once and check their first sample.
+        """Build the dataloaders once and check their first sample.
 
-        Raises ValueError here, before any training step, if a split is
-        unlabelled, two-view, or lacks masks while ``dense_probe=True``.
+        Raises ValueError here, before any training step, if a probe split
+        is unlabelled, two-view, or lacks masks while ``dense_probe=True``,
+        or if ``corr_dataloader`` is not a two-view split with crop boxes.
         """
         has_mask = []
         for name, cfg in (('train_dataloader', self.train_dataloader_cfg),
                           ('val_dataloader', self.val_dataloader_cfg)):
-            if isinstance(cfg, str):
-                if runner.cfg.get(cfg) is None:
-                    raise ValueError(
-                        f'LinearProbeHook: {name}={cfg!r} names a config '
-                        'field the config does not define. Fix: define '
-                        f'`{cfg} = dict(...)` (a labelled single-view '
-                        'dataloader), or pass the dataloader dict itself.')
-                cfg = runner.cfg.get(cfg)
+            cfg = self._resolve_cfg(runner, name, cfg,
+                                    'a labelled single-view dataloader')
             loader = self._build_loader(runner, cfg)
             has_mask.append(self._check_first_sample(name, loader.dataset))
             self._loaders[name] = loader
+        if self.corr_dataloader_cfg is not None:
+            cfg = self._resolve_cfg(
+                runner, 'corr_dataloader', self.corr_dataloader_cfg,
+                'a two-view dataloader: TwoViewCrop + PackDenseInputs')
+            loader = self._build_loader(runner, cfg)
+            self._check_corr_sample(loader.dataset)
+            self._loaders['corr_dataloader'] = loader
         if self.dense_probe is True and not all(has_mask):
-            missing = [n for n, m in zip(self._loaders, has_mask) if not m]
+            missing = [
+                n for n, m in zip(('train_dataloader', 'val_dataloader'),
+                                  has_mask) if not m
+            ]
             raise ValueError(
                 f'LinearProbeHook: dense_probe=True but {missing} yields no '
                 'gt_mask. Use a dataset with segmentation masks packed as '
@@ -188,6 +218,19 @@ class LinearProbeHook(Hook):
         if self.num_seg_classes is None and metainfo.get('seg_classes'):
             # e.g. SyntheticShapes: ('background', *classes)
             self.num_seg_classes = len(metainfo['seg_classes'])
+
+    @staticmethod
+    def _resolve_cfg(runner, name: str, cfg: DataLoaderCfg,
+                     expected: str) -> Union[DataLoader, Dict[str, Any]]:
+        """The dataloader (config) itself, looking up a config field name."""
+        if not isinstance(cfg, str):
+            return cfg
+        if runner.cfg.get(cfg) is None:
+            raise ValueError(
+                f'LinearProbeHook: {name}={cfg!r} names a config field the '
+                f'config does not define. Fix: define `{cfg} = dict(...)` '
+                f'({expected}), or pass the dataloader dict itself.')
+        return runner.cfg.get(cfg)
 
     @staticmethod
     def _build_loader(runner, cfg: DataLoaderCfg) -> DataLoader:
@@ -230,6 +273,37 @@ class LinearProbeHook(Hook):
                 'PackDenseInputs), not the two-view training pipeline.')
         return get_field(data_sample, 'gt_mask') is not None
 
+    @staticmethod
+    def _check_corr_sample(dataset) -> None:
+        """Validate that ``dataset[0]`` is two views with their crop boxes."""
+        if len(dataset) < 1:
+            raise ValueError('LinearProbeHook: corr_dataloader has no '
+                             'samples.')
+        sample = dataset[0]
+        fix = ('Fix: give corr_dataloader a two-view pipeline, '
+               "[dict(type='TwoViewCrop', size=..., min_overlap=0.5), "
+               "dict(type='PackDenseInputs')], which records the crop boxes "
+               'and flips the true correspondence is computed from.')
+        data_sample = sample.get('data_samples') if isinstance(
+            sample, dict) else None
+        if data_sample is None:
+            raise ValueError(
+                'LinearProbeHook: corr_dataloader must yield dict(inputs=..., '
+                f'data_samples=...). {fix}')
+        inputs = sample.get('inputs')
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            views = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+            raise ValueError(
+                f'LinearProbeHook: corr_dataloader yields {views} view(s) per '
+                'sample, but correspondence accuracy matches patches between '
+                f'two views of each image. {fix}')
+        if (get_field(data_sample, 'view_boxes') is None
+                or get_field(data_sample, 'view_flips') is None):
+            raise ValueError(
+                'LinearProbeHook: corr_dataloader samples carry no '
+                'view_boxes/view_flips metainfo, so the true correspondence '
+                f'is unknown. {fix}')
+
     # --------------------------------------------------------------- triggers
     def after_train_iter(self,
                          runner,
@@ -262,7 +336,9 @@ class LinearProbeHook(Hook):
         model.eval()
         try:
             feats = {
-                name: self._extract(model, loader, name)
+                name: self._extract(
+                    model, loader, name, self._corr_records
+                    if name == 'corr_dataloader' else self._feature_records)
                 for name, loader in self._loaders.items()
             }
         finally:
@@ -292,11 +368,13 @@ class LinearProbeHook(Hook):
                            f'{summary}')
         self._last_probe_iter = step
 
-    def _extract(self, model, loader: DataLoader,
-                 name: str) -> Optional[List[tuple]]:
-        """Per-sample (cls, label, patch feats, patch labels), gathered.
+    def _extract(self, model, loader: DataLoader, name: str,
+                 records: Callable[..., list]) -> Optional[list]:
+        """Per-sample records of the first ``max_samples`` samples, gathered.
 
-        Returns the list on rank 0 and None on the other ranks.
+        ``records(model, data, name, n)`` turns one batch into the records of
+        at most its first ``n`` samples. Returns the list on rank 0 and None
+        on the other ranks.
         """
         rank, world_size = get_dist_info()
         size = len(loader.dataset)
@@ -308,25 +386,18 @@ class LinearProbeHook(Hook):
         limit = math.ceil(size / world_size)
         progress = None
         if rank == 0:
+            what = 'correspondences' if name == 'corr_dataloader' \
+                else 'features'
             print_log(
-                f'LinearProbeHook: extracting {name} features',
+                f'LinearProbeHook: extracting {name} {what}',
                 logger='current')
             progress = ProgressBar(size)
-        parts: List[tuple] = []
+        parts: list = []
         with torch.no_grad():
             for data in loader:
-                data = model.data_preprocessor(data, False)
-                inputs = self._batch_tensor(data['inputs'], name)
-                cls, patches = model.extract_feat(inputs)
-                cls = cls.detach().float().cpu()
-                patches = patches.detach().float().cpu()
-                taken = 0
-                for i, sample in enumerate(data['data_samples']):
-                    if len(parts) >= limit:
-                        break
-                    parts.append(
-                        self._sample_record(cls[i], patches[i], sample))
-                    taken += 1
+                batch = records(model, data, name, limit - len(parts))
+                parts.extend(batch)
+                taken = len(batch)
                 if progress is not None:
                     # Rank 0 sees 1/world of each step; show the total.
                     shown = min(taken * world_size, size - progress.completed)
@@ -337,6 +408,44 @@ class LinearProbeHook(Hook):
         if progress is not None:
             sys.stdout.write('\n')
         return collect_results(parts, size, self.collect_device)
+
+    def _feature_records(self, model, data: dict, name: str,
+                         count: int) -> List[tuple]:
+        """(cls, label, patch feats, patch labels) of the first samples."""
+        data = model.data_preprocessor(data, False)
+        inputs = self._batch_tensor(data['inputs'], name)
+        cls, patches = model.extract_feat(inputs)
+        cls = cls.detach().float().cpu()
+        patches = patches.detach().float().cpu()
+        return [
+            self._sample_record(cls[i], patches[i], sample)
+            for i, sample in enumerate(data['data_samples'][:count])
+        ]
+
+    def _corr_records(self, model, data: dict, name: str,
+                      count: int) -> List[dict]:
+        """Correspondence counts of a batch's first ``count`` samples.
+
+        The model mines the matches (``mode='predict'`` on both views) and
+        the metric scores them; its per-sample counts are taken out of
+        ``results`` so they can be gathered with the features.
+        """
+        data = model.data_preprocessor(data, False)
+        inputs = data['inputs']
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(
+                'LinearProbeHook: the data preprocessor did not turn a '
+                'corr_dataloader batch into two (B, C, H, W) views. Set '
+                "collate_fn=dict(type='default_collate') in corr_dataloader.")
+        preds = model(inputs, data['data_samples'], mode='predict')
+        metric = self._corr_metric
+        metric.results = []
+        try:
+            metric.process(None, preds[:count])
+        except ValueError as e:
+            raise ValueError(f'LinearProbeHook: {e}') from e
+        counts, metric.results = metric.results, []
+        return counts
 
     @staticmethod
     def _batch_tensor(inputs, name: str) -> Tensor:
@@ -400,6 +509,9 @@ class LinearProbeHook(Hook):
                 scalars.update(self._dense(train, val))
         except ValueError as e:
             raise ValueError(f'LinearProbeHook: {e}') from e
+        if 'corr_dataloader' in feats:
+            corr = self._corr_metric.compute_metrics(feats['corr_dataloader'])
+            scalars.update({f'probe/{k}': v for k, v in corr.items()})
         return scalars
 
     def _dense(self, train: Sequence[tuple],
