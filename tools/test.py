@@ -1,28 +1,18 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out F]``."""
 import argparse
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-from densevit.apis import apply_cli_options, build_runner, report_metrics
+from densevit.apis import (add_runner_arguments, apply_cli_options,
+                           build_runner, report_metrics)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Evaluate a DenseViT model')
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save logs')
     parser.add_argument('--out', help='write the metrics to this JSON file')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. test_dataloader.batch_size=8')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_runner_arguments(parser)
     return parser.parse_args()
 
 

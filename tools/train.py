@@ -1,15 +1,14 @@
 """Train a DenseViT model: ``python tools/train.py CONFIG [options]``."""
 import argparse
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-from densevit.apis import apply_cli_options, build_runner
+from densevit.apis import add_runner_arguments, apply_cli_options, build_runner
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a DenseViT model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -23,17 +22,7 @@ def parse_args():
         '--auto-scale-lr',
         action='store_true',
         help='scale the learning rate by the real total batch size')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. train_cfg.max_epochs=2')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_runner_arguments(parser)
     return parser.parse_args()
 
 

@@ -75,11 +75,7 @@ two_view_test_pipeline = [
 # LinearProbeHook's correspondence accuracy during training (another seed
 # than the probe and test splits).
 probe_corr_dataloader = dict(
-    batch_size=64,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    _base_.eval_loader_defaults,
     dataset=dict(
         type='SyntheticShapes',
         num_samples=512,
@@ -91,10 +87,7 @@ probe_corr_dataloader = dict(
 
 # tools/test.py: the same two-view pipeline on other held-out images.
 test_dataloader = dict(
-    batch_size=64,
-    num_workers=2,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    _base_.eval_loader_defaults,
     dataset=dict(
         type='SyntheticShapes',
         num_samples=1024,

@@ -3,15 +3,33 @@
 ``tools/train.py`` and ``tools/test.py`` stay thin: they parse arguments and
 call these functions, so the same logic is importable and tested.
 """
+import argparse
 import os.path as osp
 from typing import List, Optional
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from densevit.registry import RUNNERS
 from .config_check import check_config
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``tools/train.py`` and ``tools/test.py`` share."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. train_cfg.max_epochs=2')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local_rank; torchrun uses the env.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def apply_cli_options(cfg: Config,

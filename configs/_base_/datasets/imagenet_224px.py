@@ -24,12 +24,9 @@ train_pipeline = [
 ]
 
 train_dataloader = dict(
+    _base_.train_loader_defaults,
     batch_size=32,
     num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    drop_last=True,
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -49,11 +46,8 @@ probe_pipeline = [
 ]
 
 probe_train_dataloader = dict(
-    batch_size=64,
+    _base_.eval_loader_defaults,
     num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -64,11 +58,8 @@ probe_train_dataloader = dict(
         pipeline=probe_pipeline))
 
 probe_val_dataloader = dict(
-    batch_size=64,
+    _base_.eval_loader_defaults,
     num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

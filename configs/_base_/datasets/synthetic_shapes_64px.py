@@ -13,12 +13,8 @@ train_pipeline = [
 ]
 
 train_dataloader = dict(
+    _base_.train_loader_defaults,
     batch_size=32,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    drop_last=True,
     dataset=dict(
         type=dataset_type,
         num_samples=8192,
@@ -34,11 +30,7 @@ probe_pipeline = [
 ]
 
 probe_train_dataloader = dict(
-    batch_size=64,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    _base_.eval_loader_defaults,
     dataset=dict(
         type=dataset_type,
         num_samples=2048,
@@ -49,11 +41,7 @@ probe_train_dataloader = dict(
         pipeline=probe_pipeline))
 
 probe_val_dataloader = dict(
-    batch_size=64,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    _base_.eval_loader_defaults,
     dataset=dict(
         type=dataset_type,
         num_samples=1024,

@@ -49,3 +49,20 @@ data_preprocessor = dict(
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     to_rgb=True)
+
+# Dataloader settings every dataset config shares. Training: shuffled, full
+# batches only (both views and the queue expect a fixed batch size), batched
+# tensors (default_collate) as the self-supervised preprocessor expects.
+train_loader_defaults = dict(
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    drop_last=True)
+# Probes and evaluation: every sample once, in order.
+eval_loader_defaults = dict(
+    batch_size=64,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'))
