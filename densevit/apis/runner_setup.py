@@ -114,6 +114,26 @@ def adapt_to_device(cfg: Config) -> List[str]:
     return notes
 
 
+def relax_worker_settings(cfg: Config) -> List[str]:
+    """Drop ``persistent_workers`` where a dataloader has no workers.
+
+    Base configs keep workers alive between epochs; a user who sets
+    ``num_workers=0`` (for debugging, or on a small machine) should not have
+    to know that torch then refuses ``persistent_workers=True``.
+    """
+    notes = []
+    for key in cfg.keys():
+        loader = cfg.get(key)
+        if not key.endswith('dataloader') or not isinstance(loader, dict):
+            continue
+        if loader.get('num_workers', 0) == 0 and loader.get(
+                'persistent_workers', False):
+            loader['persistent_workers'] = False
+            notes.append(f'{key}: num_workers=0, so persistent_workers is '
+                         'turned off')
+    return notes
+
+
 def build_runner(cfg: Config, training: bool = True) -> Runner:
     """Check the config, adapt it to this machine, and build the Runner.
 
@@ -123,7 +143,7 @@ def build_runner(cfg: Config, training: bool = True) -> Runner:
             checkpoints too) or only test. Defaults to True.
     """
     check_config(cfg, training=training)
-    notes = adapt_to_device(cfg)
+    notes = adapt_to_device(cfg) + relax_worker_settings(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

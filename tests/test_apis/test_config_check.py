@@ -95,3 +95,16 @@ def test_empty_or_missing_pretrained_checkpoint(tmp_path):
         check_config(cfg)
     (tmp_path / 'nope.pth').write_bytes(b'')
     check_config(cfg)
+
+
+def test_persistent_workers_dropped_without_workers():
+    from densevit.apis import relax_worker_settings
+    cfg = Config(dict(
+        test_dataloader=dict(num_workers=0, persistent_workers=True),
+        probe_corr_dataloader=dict(persistent_workers=True),
+        train_dataloader=dict(num_workers=2, persistent_workers=True)))
+    notes = relax_worker_settings(cfg)
+    assert cfg.test_dataloader.persistent_workers is False
+    assert cfg.probe_corr_dataloader.persistent_workers is False
+    assert cfg.train_dataloader.persistent_workers is True
+    assert len(notes) == 2
