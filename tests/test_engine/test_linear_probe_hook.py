@@ -227,6 +227,24 @@ def test_single_class_split_raises_clearly(tmp_path):
         _runner(tmp_path, hook, max_steps=1).train()
 
 
+class OneClassShapes(ToyProbeSet):
+    """A labelled split that lists its labels, all of one class."""
+
+    def get_gt_labels(self):
+        return [0] * self.n
+
+
+def test_single_class_split_caught_before_training(tmp_path):
+    hook = LinearProbeHook(
+        _loader(OneClassShapes(n=8, num_classes=1)),
+        _loader(ToyProbeSet(n=8)),
+        dense_probe=False)
+    runner = _runner(tmp_path, hook, max_steps=1)
+    with pytest.raises(ValueError, match='train_dataloader has the same cl'):
+        runner.train()
+    assert runner.model.loss_calls == 0
+
+
 def test_bad_arguments():
     loader = _loader(ToyProbeSet())
     with pytest.raises(ValueError, match='interval'):

@@ -271,7 +271,29 @@ class LinearProbeHook(Hook):
                 f'{len(sample["inputs"])} views per sample; probe splits '
                 'need a single-view pipeline (resize/centre-crop, then '
                 'PackDenseInputs), not the two-view training pipeline.')
+        self._check_label_variety(name, dataset)
         return get_field(data_sample, 'gt_mask') is not None
+
+    @staticmethod
+    def _check_label_variety(name: str, dataset) -> None:
+        """A split with one class cannot train a classifier: say so now.
+
+        Uses the dataset's label list (``get_gt_labels``, as mmpretrain's
+        and DenseViT's datasets provide without loading any image); datasets
+        without one are checked when the probe runs.
+        """
+        get_gt_labels = getattr(dataset, 'get_gt_labels', None)
+        if get_gt_labels is None:
+            return
+        try:
+            labels = get_gt_labels()
+        except (AttributeError, KeyError, TypeError):
+            return
+        if len(set(int(label) for label in labels)) < 2:
+            raise ValueError(
+                f'LinearProbeHook: every sample of {name} has the same class, '
+                'a single class; a probe needs at least 2. Fix: point it at '
+                'a split with several labelled classes.')
 
     @staticmethod
     def _check_corr_sample(dataset) -> None:
