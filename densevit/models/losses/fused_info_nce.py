@@ -17,9 +17,11 @@ ever holding the N x K logits. The gradient needs nothing else:
 so memory is O(N·D) instead of O(N·K). Where no fused kernel accepts the
 inputs, the same two quantities are computed over row chunks.
 """
-from typing import Dict, Optional, Tuple
+import logging
+from typing import Dict, Tuple
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 # (device type, dtype) pairs whose fused kernel raised once; they go straight
@@ -98,10 +100,19 @@ def negative_logsumexp(q: Tensor,
     if impl == 'fused' or (impl == 'auto' and key not in _FUSED_UNSUPPORTED):
         try:
             return _fused_lse_and_output(q, negatives, scale)
+        except torch.OutOfMemoryError:
+            # Not a missing kernel: the chunked path would not fit either.
+            raise
         except RuntimeError as err:
             if impl == 'fused':
                 raise
             _FUSED_UNSUPPORTED[key] = str(err)
+            print_log(
+                f'info_nce: no fused attention kernel for {key[1]} on '
+                f'{key[0]} ({str(err).splitlines()[0][:200]}); using the '
+                'chunked path from now on.',
+                logger='current',
+                level=logging.WARNING)
     return _chunked_lse_and_output(q, negatives, scale)
 
 

@@ -78,6 +78,20 @@ def test_auto_falls_back_when_no_fused_kernel(monkeypatch):
         info_nce(q, k, n, 0.1, impl='fused')
 
 
+def test_out_of_memory_is_not_taken_for_a_missing_kernel(monkeypatch):
+    import densevit.models.losses.fused_info_nce as mod
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError('no memory')
+
+    monkeypatch.setattr(mod, '_fused_lse_and_output', out_of_memory)
+    monkeypatch.setattr(mod, '_FUSED_UNSUPPORTED', {})
+    q, k, n = unit(6, 4), unit(6, 4), unit(20, 4)
+    with pytest.raises(torch.OutOfMemoryError):
+        info_nce(q, k, n, 0.1, impl='auto')
+    assert mod._FUSED_UNSUPPORTED == {}
+
+
 def test_negatives_get_no_gradient_and_reduction_none():
     q, k = unit(5, 4).requires_grad_(), unit(5, 4)
     n = unit(7, 4).requires_grad_()
