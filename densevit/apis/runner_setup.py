@@ -8,6 +8,7 @@ import os.path as osp
 from typing import List, Optional
 
 import torch
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -114,6 +115,20 @@ def adapt_to_device(cfg: Config) -> List[str]:
     return notes
 
 
+def start_cpu_process_group(cfg: Config) -> List[str]:
+    """Start the gloo process group for a torchrun launch without a GPU.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` first, which
+    fails on a CPU-only machine; the Runner reuses a process group that
+    already exists, so starting it here is enough.
+    """
+    if (cfg.get('launcher') != 'pytorch' or torch.cuda.is_available()
+            or dist.is_initialized()):
+        return []
+    dist.init_process_group(backend='gloo')
+    return ['no GPU: gloo process group started for the torchrun launcher']
+
+
 def relax_worker_settings(cfg: Config) -> List[str]:
     """Drop ``persistent_workers`` where a dataloader has no workers.
 
@@ -144,6 +159,7 @@ def build_runner(cfg: Config, training: bool = True) -> Runner:
     """
     check_config(cfg, training=training)
     notes = adapt_to_device(cfg) + relax_worker_settings(cfg)
+    notes += start_cpu_process_group(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

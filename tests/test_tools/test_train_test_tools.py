@@ -90,3 +90,25 @@ def test_train_rejects_bad_config(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert 'model.neck.typo_arg' in proc.stderr
+
+
+def test_two_process_cpu_training_with_dist_train_sh(tmp_path):
+    """tools/dist_train.sh on a CPU machine: gloo, DDP, queues all-gathered."""
+    config = tmp_path / 'tiny_demo.py'
+    config.write_text(TINY_OVERRIDES)
+    work_dir = tmp_path / 'dist'
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT),
+               PORT=str(29500 + os.getpid() % 1000))
+    proc = subprocess.run(
+        ['bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(config), '2',
+         '--work-dir', str(work_dir), '--cfg-options',
+         'train_cfg.max_epochs=1'],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ckpt = torch.load(work_dir / 'epoch_1.pth', weights_only=True)
+    # 40 images over 2 ranks x 8 per batch: 2 full steps (drop_last); each
+    # step enqueues both ranks' keys, 16 per queue.
+    assert ckpt['meta']['iter'] == 2
+    assert int(ckpt['state_dict']['dense_loss.queue.ptr']) == 32
+    assert int(ckpt['state_dict']['global_loss.queue.ptr']) == 32
+    assert len(ckpt['rng_states']) == 2
