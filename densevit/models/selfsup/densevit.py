@@ -1,6 +1,6 @@
 """DenseViT: a ViT trained with global + dense contrastive learning."""
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmpretrain.models.selfsup import BaseSelfSupervisor
