@@ -52,11 +52,8 @@ class ResizeWithMask(BaseTransform):
                             'in single-view pipelines; two-view pipelines '
                             'resize in TwoViewCrop.')
         h, w = img.shape[:2]
-        interpolation = self.interpolation
-        if (self.antialias and interpolation != 'nearest' and h > self.size[0]
-                and w > self.size[1]):
-            interpolation = 'area'
-        results['img'] = resize_view(img, self.size, interpolation)
+        results['img'] = resize_view(img, self.size, self.interpolation,
+                                     self.antialias)
         seg = results.get('gt_seg_map', None)
         if seg is not None:
             if seg.shape[:2] != (h, w):

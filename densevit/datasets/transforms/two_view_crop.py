@@ -30,9 +30,14 @@ def _to_hw(size: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def resize_view(img: np.ndarray, hw: Tuple[int, int],
-                interpolation: str) -> np.ndarray:
+def resize_view(img: np.ndarray,
+                hw: Tuple[int, int],
+                interpolation: str,
+                antialias: bool = False) -> np.ndarray:
     """Resize with the pixel-centre convention of OpenCV, also for nearest.
+
+    With ``antialias``, a smooth interpolation that shrinks both sides uses
+    OpenCV's 'area' filter instead, which averages rather than aliases.
 
     'nearest' is exact integer indexing: output pixel ``j`` takes input pixel
     ``floor((j + 0.5) * in / out)``, the pixel whose centre-aligned footprint
@@ -44,6 +49,9 @@ def resize_view(img: np.ndarray, hw: Tuple[int, int],
     h, w = img.shape[:2]
     if (h, w) == tuple(hw):
         return img.copy()
+    if (antialias and interpolation != 'nearest' and h > hw[0]
+            and w > hw[1]):
+        interpolation = 'area'
     if interpolation == 'nearest':
         rows = ((2 * np.arange(hw[0]) + 1) * h) // (2 * hw[0])
         cols = ((2 * np.arange(hw[1]) + 1) * w) // (2 * hw[1])
@@ -204,12 +212,8 @@ class TwoViewCrop(BaseTransform):
     def _crop(self, arr: np.ndarray, box: np.ndarray, flip: bool,
               interpolation: str) -> np.ndarray:
         x1, y1, x2, y2 = (int(v) for v in box)
-        crop = arr[y1:y2, x1:x2]
-        if (interpolation != 'nearest' and self.antialias
-                and crop.shape[0] > self.size[0]
-                and crop.shape[1] > self.size[1]):
-            interpolation = 'area'
-        view = resize_view(crop, self.size, interpolation)
+        view = resize_view(arr[y1:y2, x1:x2], self.size, interpolation,
+                           self.antialias)
         if flip:
             view = np.ascontiguousarray(view[:, ::-1])
         return view
