@@ -39,12 +39,16 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
 def _fused_lse_and_output(q: Tensor, negatives: Tensor,
                           scale: float) -> Tuple[Tensor, Tensor]:
     """lse (N,) float32 and O (N, D) from PyTorch's fused attention kernels."""
+    # The CPU flash kernel allocates O with the query's strides but writes it
+    # as if contiguous: a transposed query (a (B, D, H, W) map flattened to
+    # rows with B = 1 is one) gets a scrambled O and so a wrong gradient.
+    q = q.contiguous()
+    negatives = negatives.contiguous()
+    if q.device.type == 'cpu':
+        return _cpu_flash_lse_and_output(q, negatives, scale)
     q4 = q[None, None]
     n4 = negatives[None, None]
-    if q.device.type == 'cpu':
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            q4, n4, n4, 0.0, False, scale=scale)
-    elif q.device.type == 'cuda' and q.dtype in (torch.float16,
+    if q.device.type == 'cuda' and q.dtype in (torch.float16,
                                                  torch.bfloat16):
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention(
             q4, n4, n4, 0.0, False, False, scale=scale)[:2]
@@ -56,6 +60,32 @@ def _fused_lse_and_output(q: Tensor, negatives: Tensor,
     # The memory-efficient kernel pads lse's row dimension; keep real rows.
     lse = lse.reshape(-1)[:q.shape[0]]
     return lse.to(_accumulation_dtype(q.dtype)), out.reshape(q.shape)
+
+
+def _cpu_flash_lse_and_output(q: Tensor, negatives: Tensor,
+                              scale: float) -> Tuple[Tensor, Tensor]:
+    """The CPU flash kernel, with the queries split evenly across threads.
+
+    The kernel parallelises over (batch, head, 256-row query block). With
+    one batch of N = 3,136 rows that is 13 blocks, the last one 64 rows, so
+    on two threads one does 7 full blocks while the other does 5¼ and then
+    waits: 12% of the run is idle. Presenting the queries as one batch per
+    thread (zero rows pad the last; the negatives are a stride-0 expand, not
+    a copy) hands every thread the same number of rows: 4-17% faster at
+    every size measured (docs/performance.md).
+    """
+    num_rows, dim = q.shape
+    parts = max(1, min(torch.get_num_threads(), num_rows))
+    padding = (-num_rows) % parts
+    if padding:
+        q = torch.cat([q, q.new_zeros(padding, dim)])
+    q4 = q.view(parts, 1, -1, dim)
+    n4 = negatives[None, None].expand(parts, 1, *negatives.shape)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q4, n4, n4, 0.0, False, scale=scale)
+    lse = lse.reshape(-1)[:num_rows]
+    return (lse.to(_accumulation_dtype(q.dtype)),
+            out.reshape(-1, dim)[:num_rows])
 
 
 def _chunked_lse_and_output(q: Tensor, negatives: Tensor,

@@ -55,25 +55,35 @@ def test_extract_correspondence_finds_a_permutation():
     assert torch.equal(match, perm.expand(2, -1))
 
 
+@pytest.mark.parametrize('batch', [1, 2])
 @pytest.mark.parametrize('layout', ['bsd', 'bdhw'])
-def test_loss_matches_float64_reference(layout):
+def test_loss_and_gradient_match_float64_reference(layout, batch):
+    # batch 1 + (B, D, H, W): the flattened queries are a transposed view,
+    # which once scrambled the CPU kernel's output and so the gradient.
     torch.manual_seed(2)
-    batch, h, w, dim, channels = 2, 3, 3, 8, 6
+    h, w, dim, channels = 3, 3, 8, 6
     loss_fn = DenseContrastiveLoss(queue_len=50, feat_dim=dim,
                                    temperature=0.2)
-    q = torch.randn(batch, h * w, dim)
+    q = torch.randn(batch, h * w, dim, dtype=torch.float64)
     k = torch.randn(batch, h * w, dim)
     qb = torch.randn(batch, h * w, channels)
     kb = torch.randn(batch, h * w, channels)
+    q.requires_grad_()
     expected = reference_dense_loss(q, k, qb, kb, loss_fn.queue.keys, 0.2)
+    (expected_grad, ) = torch.autograd.grad(expected, q)
 
     def as_layout(x):
         if layout == 'bsd':
             return x
-        return x.transpose(1, 2).reshape(batch, x.shape[2], h, w)
+        # A contiguous (B, D, H, W) map, as a convolution or the neck makes.
+        return x.transpose(1, 2).reshape(batch, x.shape[2], h, w).contiguous()
 
-    loss = loss_fn(as_layout(q), as_layout(k), as_layout(qb), as_layout(kb))
+    q32 = q.detach().float().requires_grad_()
+    loss = loss_fn(as_layout(q32), as_layout(k), as_layout(qb), as_layout(kb))
+    loss.backward()
     assert abs(loss.item() - expected.item()) / expected.item() <= 1e-5
+    assert ((q32.grad.double() - expected_grad).norm() /
+            expected_grad.norm()).item() <= 1e-5
 
 
 def test_forward_leaves_queue_and_exposes_mean_keys():

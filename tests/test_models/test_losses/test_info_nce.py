@@ -139,3 +139,43 @@ def test_autocast_runs_the_kernel_in_the_autocast_dtype(monkeypatch):
     assert q.grad.dtype == torch.float32  # autograd casts back
     ref = info_nce_reference(q.detach().double(), k.double(), n.double(), 0.2)
     assert abs(loss.item() - ref.item()) / ref.item() <= 1e-2
+
+
+@pytest.mark.parametrize('threads,rows', [(2, 37), (3, 37), (3, 2), (1, 5)])
+def test_cpu_kernel_gives_each_thread_an_equal_share_of_rows(
+        monkeypatch, threads, rows):
+    # The CPU flash kernel splits work by (batch, 256-row block); one batch
+    # per thread keeps every thread busy. Padding rows must not leak out,
+    # and a transposed query must not scramble the kernel's output.
+    import densevit.models.losses.fused_info_nce as mod
+    kernel = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    batches = []
+
+    def spy(q4, k4, v4, *args, **kwargs):
+        batches.append((q4.shape[0], k4.stride(0)))
+        return kernel(q4, k4, v4, *args, **kwargs)
+
+    monkeypatch.setattr(torch.ops.aten,
+                        '_scaled_dot_product_flash_attention_for_cpu', spy)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(7)
+        # A transposed (non-contiguous) query block, as a (B, D, H, W) map
+        # flattened to rows produces.
+        q64 = F.normalize(torch.randn(16, rows, dtype=torch.float64).T, dim=1)
+        k64, n64 = unit(rows, 16), unit(300, 16)
+        q = q64.float().requires_grad_()
+        assert rows == 1 or not q.is_contiguous()
+        loss = info_nce(q, k64.float(), n64.float(), 0.1, impl='fused')
+        loss.backward()
+    finally:
+        torch.set_num_threads(previous)
+    parts = min(threads, rows)
+    assert batches == [(parts, 0 if parts > 1 else 300 * 16)]
+    q64.requires_grad_()
+    ref = float64_formula(q64, k64, n64, 0.1)
+    ref.backward()
+    assert abs(loss.item() - ref.item()) / ref.item() <= 1e-5
+    assert ((q.grad.double() - q64.grad).norm() /
+            q64.grad.norm()).item() <= 1e-5
