@@ -64,6 +64,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='device peak for MFU; default 989 on CUDA (H200 '
                         'bf16 dense), none on CPU. For fp32 on a GPU pass '
                         'its fp32/TF32 peak')
+    parser.add_argument('--loss-impl', choices=['auto', 'fused', 'chunked'],
+                        default='auto',
+                        help="DenseViT's info_nce path in the loss cases: "
+                        'auto (fused kernel where available), fused, or '
+                        'chunked (the fall-back for inputs no fused kernel '
+                        'accepts)')
     parser.add_argument('--isolate', choices=['auto', 'always', 'never'],
                         default='auto',
                         help='run each case in a fresh subprocess: auto = on '
@@ -91,7 +97,8 @@ def main(argv=None) -> dict:
         warmup=args.warmup,
         threads=args.threads,
         seed=args.seed,
-        peak_tflops=args.peak_tflops)
+        peak_tflops=args.peak_tflops,
+        loss_impl=args.loss_impl)
     results = run_benchmark(spec, mode=args.mode, isolate=args.isolate)
     results['meta']['command'] = ' '.join(
         ['python tools/benchmark.py'] +

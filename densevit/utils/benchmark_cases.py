@@ -72,6 +72,8 @@ class BenchmarkSpec:
         threads (int, optional): torch CPU threads (default: torch's).
         seed (int): seed of inputs and weights.
         peak_tflops (float, optional): device peak for MFU.
+        loss_impl (str): ``impl`` of DenseViT's ``info_nce`` in the loss
+            cases: 'auto', 'fused' or 'chunked' (the fall-back path).
     """
     arch: str = 'small'
     depth: Optional[int] = None
@@ -88,6 +90,7 @@ class BenchmarkSpec:
     threads: Optional[int] = None
     seed: int = 0
     peak_tflops: Optional[float] = None
+    loss_impl: str = 'auto'
 
     @property
     def num_patches(self) -> int:
@@ -128,6 +131,9 @@ class BenchmarkSpec:
         if self.precision not in TOLERANCES:
             raise ValueError(f"--precision must be 'fp32' or 'bf16', got "
                              f'{self.precision!r}.')
+        if self.loss_impl not in ('auto', 'fused', 'chunked'):
+            raise ValueError(f"--loss-impl must be 'auto', 'fused' or "
+                             f"'chunked', got {self.loss_impl!r}.")
         if self.device not in ('cpu', 'cuda'):
             raise ValueError(f"--device must be 'cpu' or 'cuda', got "
                              f'{self.device!r}.')
@@ -181,7 +187,8 @@ def _fused_loss_fn(spec: BenchmarkSpec, q: Tensor, k_pos: Tensor,
                    queue: Tensor) -> Callable[[], Tensor]:
     def run() -> Tensor:
         with _autocast(spec):
-            return info_nce(q, k_pos, queue, spec.temperature)
+            return info_nce(
+                q, k_pos, queue, spec.temperature, impl=spec.loss_impl)
 
     return run
 

@@ -136,6 +136,7 @@ def test_failures_reports_errors_and_failed_check():
     (dict(batch=3, queue_len=64), 'queue-len'),
     (dict(img_size=40), 'img-size'),
     (dict(precision='fp16'), 'precision'),
+    (dict(loss_impl='triton'), 'loss-impl'),
 ])
 def test_invalid_options_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -149,3 +150,24 @@ def test_queue_constraint_only_for_step_modes():
     spec.validate(step_cases=False)
     with pytest.raises(ValueError, match='DenseCL'):
         spec.validate(step_cases=True)
+
+
+def test_loss_impl_chunked_times_the_fallback_path(monkeypatch, capsys):
+    import densevit.models.losses.fused_info_nce as fused_module
+    calls = []
+    chunked = fused_module._chunked_lse_and_output
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return chunked(*args)
+
+    monkeypatch.setattr(fused_module, '_chunked_lse_and_output', spy)
+    results = _load_tool().main(TINY_ARGS + [
+        '--mode', 'loss', '--loss-impl', 'chunked', '--isolate', 'never'
+    ])
+    report = capsys.readouterr().out
+    # check + warm-up + measured iterations, all through the chunked path.
+    assert len(calls) == 1 + 1 + 2
+    assert results['loss']['check']['passed']
+    assert 'info_nce impl=chunked (DenseViT)' in report
+    assert all(t['met'] is None for t in results['targets'])

@@ -179,3 +179,15 @@ def test_cpu_kernel_gives_each_thread_an_equal_share_of_rows(
     assert abs(loss.item() - ref.item()) / ref.item() <= 1e-5
     assert ((q.grad.double() - q64.grad).norm() /
             q64.grad.norm()).item() <= 1e-5
+
+
+@pytest.mark.parametrize('impl', ['auto', 'fused', 'chunked'])
+def test_no_negatives_gives_zero_loss_instead_of_crashing(impl):
+    # With an empty bank the positive is the whole softmax: loss 0, grad 0.
+    # (PyTorch's CPU flash kernel kills the process with SIGFPE on 0 keys.)
+    q = unit(4, 8, dtype=torch.float32).requires_grad_()
+    loss = info_nce(q, unit(4, 8, dtype=torch.float32),
+                    torch.zeros(0, 8), 0.2, impl=impl)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.count_nonzero(q.grad) == 0
