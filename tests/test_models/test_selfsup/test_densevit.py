@@ -1,6 +1,7 @@
 import pytest
 import torch
 from mmpretrain.structures import DataSample
+from torch.overrides import TorchFunctionMode
 
 from densevit.registry import MODELS
 
@@ -161,3 +162,50 @@ def test_bad_views_raise(tiny_model_cfg):
         model([v1, torch.randn(4, 3, 48, 48)], mode='loss')
     with pytest.raises(ValueError, match='Invalid mode'):
         model(v1, mode='features')
+
+
+class _NoHostReads(TorchFunctionMode):
+    """Fails on every way a tensor's value reaches Python: on a GPU each is
+    a device->host sync that stalls the step."""
+    READS = {
+        torch.Tensor.item, torch.Tensor.__bool__, torch.Tensor.__int__,
+        torch.Tensor.__float__, torch.Tensor.__index__, torch.Tensor.tolist,
+        torch.Tensor.numpy, torch.Tensor.nonzero, torch.nonzero
+    }
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.READS:
+            raise AssertionError(f'host read in the hot path: {func}')
+        return func(*args, **(kwargs or {}))
+
+
+def test_no_host_reads_caught_by_the_guard():
+    with pytest.raises(AssertionError, match='host read'):
+        with _NoHostReads():
+            if torch.ones(2).sum() > 0:
+                pass
+
+
+@pytest.mark.parametrize('joint', [False, True])
+def test_training_step_reads_nothing_back_to_the_host(tiny_model_cfg, joint):
+    # The hot path: forward, backward, optimiser step, queue update and EMA,
+    # as the hooks run them. Twice, so the second step runs with a queue
+    # pointer that the first one moved.
+    if joint:
+        tiny_model_cfg['head'] = dict(
+            type='LinearClsHead', num_classes=3, in_channels=32)
+    model = build(tiny_model_cfg)
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=0.03, momentum=0.9, weight_decay=1e-4)
+    views = two_views(batch=4)
+    samples = labelled(batch=4) if joint else None
+    with _NoHostReads():
+        for _ in range(2):
+            losses = model(views, samples, mode='loss')
+            optimizer.zero_grad()
+            sum(losses.values()).backward()
+            optimizer.step()
+            model.update_queues()
+            model.momentum_update()
+    assert int(model.dense_loss.queue.ptr) == 8
