@@ -115,7 +115,12 @@ def main(argv=None) -> dict:
 if __name__ == '__main__':
     # Non-zero when the fused loss disagrees with the materialised one or a
     # case failed, so scripts cannot mistake a broken run for a slow one.
-    problems = failures(main())
+    try:
+        results = main()
+    except ValueError as err:  # a bad option: the message names the fix
+        print(f'benchmark: {err}', file=sys.stderr)
+        sys.exit(2)
+    problems = failures(results)
     for problem in problems:
         print(f'benchmark problem: {problem}', file=sys.stderr)
     sys.exit(1 if problems else 0)

@@ -171,3 +171,15 @@ def test_loss_impl_chunked_times_the_fallback_path(monkeypatch, capsys):
     assert results['loss']['check']['passed']
     assert 'info_nce impl=chunked (DenseViT)' in report
     assert all(t['met'] is None for t in results['targets'])
+
+
+def test_cli_bad_option_exits_2_with_the_fix_not_a_traceback():
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'benchmark.py'),
+         '--mode', 'loss', '--img-size', '40'],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert '--img-size must be a multiple' in proc.stderr
+    assert 'Traceback' not in proc.stderr

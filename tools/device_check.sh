@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Every GPU check DenseViT has, as one command for a short device lease:
+# the CUDA tests (tests/test_cuda), then the H200 benchmark whose numbers go
+# in docs/performance.md.
+#
+#   bash tools/device_check.sh [OUT_DIR]      (default: $OUT, else
+#                                              work_dirs/device_check)
+#
+# On an image without mmengine / mmcv-lite / mmpretrain the wheels in .whl/
+# (requirements/device.txt; see docs/performance.md) are installed to
+# /tmp/site first. Exit status: non-zero if a test or the benchmark failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-work_dirs/device_check}}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+
+if ! python3 -c 'import mmpretrain' 2>/dev/null; then
+    if ! ls .whl/*.whl >/dev/null 2>&1; then
+        echo 'mmpretrain is not installed and .whl/ holds no wheels.' \
+            'Fix: download requirements/device.txt into .whl/' \
+            '(docs/performance.md, "H200") and carry it.' >&2
+        exit 2
+    fi
+    python3 -m pip install -q --no-index --no-deps --no-compile \
+        --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 2
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+
+{
+    date -u '+%Y-%m-%d %H:%M UTC'
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    python3 -c 'import torch; print("torch", torch.__version__,
+        "cuda", torch.version.cuda)'
+} 2>&1 | tee "$out/environment.txt"
+
+python3 -m pytest tests/test_cuda -q -rs -p no:cacheprovider 2>&1 |
+    tee "$out/cuda_tests.log"
+tests_rc=${PIPESTATUS[0]}
+
+python3 tools/benchmark.py --mode all --device cuda --precision bf16 \
+    --arch small --batch 256 --img-size 224 --queue-len 65536 \
+    --feat-dim 128 --iters 20 --warmup 5 --peak-tflops 989 \
+    --out "$out/h200_vit-small-p16_b256_bf16.json" 2>&1 |
+    tee "$out/benchmark.log"
+bench_rc=${PIPESTATUS[0]}
+
+echo "cuda tests exit $tests_rc, benchmark exit $bench_rc"
+[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
