@@ -19,6 +19,7 @@ import sys
 # Runnable from a checkout without `pip install -e .`.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from densevit.models.losses.fused_info_nce import INFO_NCE_IMPLS  # noqa: E402
 from densevit.utils.benchmark import (MODES, failures,  # noqa: E402
                                       format_report, run_benchmark)
 from densevit.utils.benchmark_cases import BenchmarkSpec  # noqa: E402
@@ -64,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='device peak for MFU; default 989 on CUDA (H200 '
                         'bf16 dense), none on CPU. For fp32 on a GPU pass '
                         'its fp32/TF32 peak')
-    parser.add_argument('--loss-impl', choices=['auto', 'fused', 'chunked'],
+    parser.add_argument('--loss-impl', choices=INFO_NCE_IMPLS,
                         default='auto',
                         help="DenseViT's info_nce path in the loss cases: "
                         'auto (fused kernel where available), fused, or '

@@ -7,8 +7,8 @@
 #                                              work_dirs/device_check)
 #
 # On an image without mmengine / mmcv-lite / mmpretrain the wheels in .whl/
-# (requirements/device.txt; see docs/performance.md) are installed to
-# /tmp/site first. Exit status: non-zero if a test or the benchmark failed.
+# (requirements/mminstall.txt and device.txt; docs/performance.md) are
+# installed to /tmp/site first. Exit status: non-zero if a test or the benchmark failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-work_dirs/device_check}}
@@ -18,8 +18,8 @@ export PYTHONUNBUFFERED=1
 if ! python3 -c 'import mmpretrain' 2>/dev/null; then
     if ! ls .whl/*.whl >/dev/null 2>&1; then
         echo 'mmpretrain is not installed and .whl/ holds no wheels.' \
-            'Fix: download requirements/device.txt into .whl/' \
-            '(docs/performance.md, "H200") and carry it.' >&2
+            'Fix: download requirements/mminstall.txt and device.txt' \
+            'into .whl/ (docs/performance.md, "H200") and carry it.' >&2
         exit 2
     fi
     python3 -m pip install -q --no-index --no-deps --no-compile \

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from densevit.models.backbones.densevit_backbone import resolve_arch
 from densevit.models.losses import info_nce
+from densevit.models.losses.fused_info_nce import INFO_NCE_IMPLS
 from densevit.registry import MODELS
 from .benchmark_flops import benchmark_flops
 from .benchmark_measure import PeakMemory, summarise_times, time_iterations
@@ -131,7 +132,7 @@ class BenchmarkSpec:
         if self.precision not in TOLERANCES:
             raise ValueError(f"--precision must be 'fp32' or 'bf16', got "
                              f'{self.precision!r}.')
-        if self.loss_impl not in ('auto', 'fused', 'chunked'):
+        if self.loss_impl not in INFO_NCE_IMPLS:
             raise ValueError(f"--loss-impl must be 'auto', 'fused' or "
                              f"'chunked', got {self.loss_impl!r}.")
         if self.device not in ('cpu', 'cuda'):

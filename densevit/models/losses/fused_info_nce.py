@@ -28,6 +28,10 @@ from torch import Tensor
 # to the chunked path afterwards instead of failing on every call.
 _FUSED_UNSUPPORTED: Dict[Tuple[str, torch.dtype], str] = {}
 
+# The `impl` values of info_nce / negative_logsumexp (and the benchmark's
+# --loss-impl).
+INFO_NCE_IMPLS = ('auto', 'fused', 'chunked')
+
 _CHUNK_ELEMENTS = 1 << 24  # logits held at once by the chunked path (64 MB fp32)
 
 
@@ -44,11 +48,11 @@ def _fused_lse_and_output(q: Tensor, negatives: Tensor,
     # rows with B = 1 is one) gets a scrambled O and so a wrong gradient.
     q = q.contiguous()
     negatives = negatives.contiguous()
-    if q.device.type == 'cpu':
-        return _cpu_flash_lse_and_output(q, negatives, scale)
     q4 = q[None, None]
     n4 = negatives[None, None]
-    if q.device.type == 'cuda' and q.dtype in (torch.float16,
+    if q.device.type == 'cpu':
+        out, lse = _cpu_flash_attention(q, negatives, scale)
+    elif q.device.type == 'cuda' and q.dtype in (torch.float16,
                                                  torch.bfloat16):
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention(
             q4, n4, n4, 0.0, False, False, scale=scale)[:2]
@@ -57,13 +61,16 @@ def _fused_lse_and_output(q: Tensor, negatives: Tensor,
             q4, n4, n4, None, True, 0.0, False, scale=scale)[:2]
     else:
         raise RuntimeError(f'no fused kernel for {q.device.type}')
-    # The memory-efficient kernel pads lse's row dimension; keep real rows.
-    lse = lse.reshape(-1)[:q.shape[0]]
-    return lse.to(_accumulation_dtype(q.dtype)), out.reshape(q.shape)
+    # Rows come out in order; drop the padding rows the CPU split adds and
+    # the ones the memory-efficient kernel pads lse with.
+    num_rows, dim = q.shape
+    lse = lse.reshape(-1)[:num_rows]
+    return (lse.to(_accumulation_dtype(q.dtype)),
+            out.reshape(-1, dim)[:num_rows])
 
 
-def _cpu_flash_lse_and_output(q: Tensor, negatives: Tensor,
-                              scale: float) -> Tuple[Tensor, Tensor]:
+def _cpu_flash_attention(q: Tensor, negatives: Tensor,
+                         scale: float) -> Tuple[Tensor, Tensor]:
     """The CPU flash kernel, with the queries split evenly across threads.
 
     The kernel parallelises over (batch, head, 256-row query block). With
@@ -73,6 +80,8 @@ def _cpu_flash_lse_and_output(q: Tensor, negatives: Tensor,
     thread (zero rows pad the last; the negatives are a stride-0 expand, not
     a copy) hands every thread the same number of rows: 4-17% faster at
     every size measured (docs/performance.md).
+
+    Returns the kernel's (O, lse), padding rows included, in row order.
     """
     num_rows, dim = q.shape
     parts = max(1, min(torch.get_num_threads(), num_rows))
@@ -81,11 +90,8 @@ def _cpu_flash_lse_and_output(q: Tensor, negatives: Tensor,
         q = torch.cat([q, q.new_zeros(padding, dim)])
     q4 = q.view(parts, 1, -1, dim)
     n4 = negatives[None, None].expand(parts, 1, *negatives.shape)
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
         q4, n4, n4, 0.0, False, scale=scale)
-    lse = lse.reshape(-1)[:num_rows]
-    return (lse.to(_accumulation_dtype(q.dtype)),
-            out.reshape(-1, dim)[:num_rows])
 
 
 def _chunked_lse_and_output(q: Tensor, negatives: Tensor,
@@ -136,15 +142,9 @@ def negative_logsumexp(q: Tensor,
         O (N, D) in ``q.dtype``. Neither carries a gradient; :func:`info_nce`
         supplies the analytic one.
     """
-    if impl not in ('auto', 'fused', 'chunked'):
+    if impl not in INFO_NCE_IMPLS:
         raise ValueError(f"info_nce `impl` must be 'auto', 'fused' or "
                          f"'chunked', got {impl!r}.")
-    with torch.no_grad():
-        return _negative_logsumexp(q, negatives, scale, impl)
-
-
-def _negative_logsumexp(q: Tensor, negatives: Tensor, scale: float,
-                        impl: str) -> Tuple[Tensor, Tensor]:
     if q.shape[0] == 0:
         return (q.new_zeros(0, dtype=_accumulation_dtype(q.dtype)),
                 q.new_zeros(q.shape))
