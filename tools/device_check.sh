@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 out=${1:-${OUT:-work_dirs/device_check}}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+# densevit from this checkout, installed or not.
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 
 if ! python3 -c 'import mmpretrain' 2>/dev/null; then
     if ! ls .whl/*.whl >/dev/null 2>&1; then
@@ -38,7 +40,7 @@ python3 -m pytest tests/test_cuda -q -rs -p no:cacheprovider 2>&1 |
     tee "$out/cuda_tests.log"
 tests_rc=${PIPESTATUS[0]}
 
-python3 tools/benchmark.py --mode all --device cuda --precision bf16 \
+python3 tools/benchmark/benchmark.py --mode all --device cuda --precision bf16 \
     --arch small --batch 256 --img-size 224 --queue-len 65536 \
     --feat-dim 128 --iters 20 --warmup 5 --peak-tflops 989 \
     --out "$out/h200_vit-small-p16_b256_bf16.json" 2>&1 |

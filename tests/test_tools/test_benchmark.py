@@ -1,4 +1,4 @@
-"""tools/benchmark.py at tiny sizes: outputs, correctness check, FLOP counts.
+"""tools/benchmark/ at tiny sizes: outputs, correctness check, FLOP counts.
 
 Timings are not asserted (they depend on the machine); what must hold is
 that every case runs, reports its fields, and the fused loss agrees with the
@@ -8,16 +8,26 @@ import importlib.util
 import json
 import math
 import os.path as osp
+import subprocess
+import sys
+import time
 
 import pytest
+import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from densevit.utils.benchmark import _run_isolated, failures, run_benchmark
-from densevit.utils.benchmark_cases import BenchmarkSpec, _step_fn, _views
-from densevit.utils.benchmark_flops import benchmark_flops
-
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL_DIR = osp.join(ROOT, 'tools', 'benchmark')
+# The tool's modules import each other as scripts beside benchmark.py do.
+sys.path.insert(0, TOOL_DIR)
+
+from bench_flops import benchmark_flops  # noqa: E402
+from bench_measure import time_calls  # noqa: E402
+from bench_run import failures, run_benchmark, run_isolated  # noqa: E402
+from bench_spec import BenchmarkSpec  # noqa: E402
+from bench_step import make_step, make_views  # noqa: E402
+
 TINY_ARGS = [
     '--arch', 'tiny', '--depth', '1', '--batch', '2', '--img-size', '32',
     '--queue-len', '64', '--feat-dim', '16', '--hid-channels', '64',
@@ -42,7 +52,7 @@ def _tiny_spec(**kwargs) -> BenchmarkSpec:
 
 def _load_tool():
     spec = importlib.util.spec_from_file_location(
-        'densevit_benchmark_tool', osp.join(ROOT, 'tools', 'benchmark.py'))
+        'densevit_benchmark_tool', osp.join(TOOL_DIR, 'benchmark.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -50,7 +60,7 @@ def _load_tool():
 
 def _assert_timed(row: dict) -> None:
     assert 'error' not in row, row.get('error')
-    assert row['ms_median'] > 0 and len(row['ms_all']) == 2
+    assert row['ms_per_iter'] > 0
     for key in ('peak_mib', 'extra_peak_mib', 'model_tflop',
                 'achieved_tflops', 'memory_method'):
         assert key in row
@@ -93,13 +103,14 @@ def test_cli_all_modes_in_process(tmp_path, capsys):
     assert 'PASSED' in report and 'mmpretrain DenseCL' in report
     on_disk = json.loads(out.read_text())
     assert on_disk['loss']['check']['passed']
-    assert on_disk['meta']['command'].startswith('python tools/benchmark.py')
+    assert on_disk['meta']['command'].startswith(
+        'python tools/benchmark/benchmark.py')
 
 
 def test_isolated_worker_bf16_check():
-    # The CPU path runs each case in a fresh interpreter; bf16 uses autocast
-    # and the looser tolerance.
-    result = _run_isolated('loss_check', _tiny_spec(precision='bf16'))
+    # The CPU path runs each case in a freshly spawned worker; bf16 uses
+    # autocast and the looser tolerance.
+    result = run_isolated('loss_check', _tiny_spec(precision='bf16'))
     assert 'error' not in result, result.get('error')
     assert result['tolerance'] == 2e-2
     assert result['passed'], result
@@ -112,7 +123,7 @@ def test_analytic_flops_match_flop_counter(case, kind):
     # materialised loss included); with the math SDPA backend attention does
     # too, so the analytic count must agree with FlopCounterMode.
     spec = _tiny_spec(batch=4, img_size=64, queue_len=256, feat_dim=32)
-    step, _ = _step_fn(case, spec, *_views(spec))
+    step, _ = make_step(case, spec, *make_views(spec))
     step()  # the EMA's first update is a copy; count a steady-state step
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
         step()
@@ -166,20 +177,41 @@ def test_loss_impl_chunked_times_the_fallback_path(monkeypatch, capsys):
         '--mode', 'loss', '--loss-impl', 'chunked', '--isolate', 'never'
     ])
     report = capsys.readouterr().out
-    # check + warm-up + measured iterations, all through the chunked path.
-    assert len(calls) == 1 + 1 + 2
+    # check + warm-up (ours, then the Timer's) + timed iterations, all
+    # through the chunked path.
+    assert len(calls) >= 1 + 1 + 2
     assert results['loss']['check']['passed']
     assert 'info_nce impl=chunked (DenseViT)' in report
     assert all(t['met'] is None for t in results['targets'])
 
 
 def test_cli_bad_option_exits_2_with_the_fix_not_a_traceback():
-    import subprocess
-    import sys
     proc = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'benchmark.py'),
+        [sys.executable, osp.join(TOOL_DIR, 'benchmark.py'),
          '--mode', 'loss', '--img-size', '40'],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert '--img-size must be a multiple' in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def test_time_calls_reports_mean_ms_per_call_with_the_run_threads():
+    calls, threads = [], []
+
+    def fn():
+        calls.append(None)
+        threads.append(torch.get_num_threads())
+        time.sleep(0.01)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ms = time_calls(fn, iters=3, warmup=1)
+    finally:
+        torch.set_num_threads(before)
+    # Milliseconds per call, not seconds or a total over the calls.
+    assert 10 <= ms < 100
+    # At least our warm-up and the timed calls (the Timer adds its own).
+    assert len(calls) >= 1 + 3
+    # Timer would run the statement single-threaded unless told otherwise.
+    assert set(threads) == {2}

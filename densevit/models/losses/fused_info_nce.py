@@ -28,8 +28,7 @@ from torch import Tensor
 # to the chunked path afterwards instead of failing on every call.
 _FUSED_UNSUPPORTED: Dict[Tuple[str, torch.dtype], str] = {}
 
-# The `impl` values of info_nce / negative_logsumexp (and the benchmark's
-# --loss-impl).
+# The `impl` values of info_nce / negative_logsumexp.
 INFO_NCE_IMPLS = ('auto', 'fused', 'chunked')
 
 _CHUNK_ELEMENTS = 1 << 24  # logits held at once by the chunked path (64 MB fp32)
@@ -263,7 +262,7 @@ def info_nce(q: Tensor,
 
 def info_nce_reference(q: Tensor, k_pos: Tensor, negatives: Tensor,
                        temperature: float) -> Tensor:
-    """The materialised (N×K logits) InfoNCE, for tests and benchmarks."""
+    """The materialised (N×K logits) InfoNCE, the reference for tests."""
     pos = (q * k_pos).sum(dim=1, keepdim=True)
     logits = torch.cat([pos, q @ negatives.T], dim=1) / temperature
     return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()

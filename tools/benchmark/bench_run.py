@@ -1,30 +1,31 @@
-"""Run the benchmark cases, put them side by side, and format the report.
+"""Run the benchmark cases, put them side by side and judge the targets.
 
-``tools/benchmark.py`` is the command line; this module is what it calls, so
-tests and notebooks can run the same thing in-process.
+``benchmark.py`` is the command line; :func:`run_benchmark` is what it
+calls, so tests can run the same thing in-process.
 """
 import dataclasses
 import datetime
 import gc
-import json
+import multiprocessing
 import os
 import platform
-import subprocess
-import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Dict, List, Optional
 
 import mmengine
 import mmpretrain
 import torch
 
-from .benchmark_cases import (LOSS_CASES, RESULT_MARKER, STEP_CASES,
-                              BenchmarkSpec, run_case)
+from bench_loss import LOSS_CASES, run_loss_case, run_loss_check
+from bench_spec import BenchmarkSpec
+from bench_step import STEP_CASES, run_step_case
 
 MODES = dict(
     loss=LOSS_CASES, step=STEP_CASES, all=LOSS_CASES + STEP_CASES)
-# The issue's targets: (what, section, ratio key, comparison, bound, the
-# settings they are defined at). A target is judged only for a run at those
-# settings; otherwise its value is shown for reference.
+# The targets: (what, section, ratio key, comparison, bound, the settings
+# they are defined at). A target is judged only for a run at those settings;
+# otherwise its value is shown for reference. docs/performance.md states them.
 _CPU_LOSS = dict(device='cpu', batch=16, img_size=224, queue_len=65536,
                  feat_dim=128, precision='fp32')
 _H200_STEP = dict(device='cuda', arch='small', batch=256, img_size=224,
@@ -57,28 +58,23 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def _run_isolated(case: str, spec: BenchmarkSpec) -> Dict[str, object]:
-    """One case in a fresh interpreter: its peak RSS is its own."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        p for p in (root, env.get('PYTHONPATH')) if p)
-    proc = subprocess.run(
-        [sys.executable, '-m', 'densevit.utils.benchmark_cases', case,
-         spec.to_json()],
-        capture_output=True,
-        text=True,
-        env=env)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_MARKER):
-            return json.loads(line[len(RESULT_MARKER):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    return dict(error=f'subprocess exited {proc.returncode}: ' +
-                ' | '.join(tail))
+def run_case(case: str, spec: BenchmarkSpec) -> Dict[str, object]:
+    """Run one named case in this process and return its measurements."""
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    torch.manual_seed(spec.seed)
+    if case == 'loss_check':
+        return run_loss_check(spec)
+    if case in ('loss_fused', 'loss_materialised'):
+        return run_loss_case(spec, fused=case == 'loss_fused')
+    if case in STEP_CASES:
+        return run_step_case(case, spec)
+    raise ValueError(f'Unknown benchmark case {case!r}; expected one of '
+                     f'{LOSS_CASES + STEP_CASES}.')
 
 
-def _run_in_process(case: str, spec: BenchmarkSpec) -> Dict[str, object]:
+def run_in_process(case: str, spec: BenchmarkSpec) -> Dict[str, object]:
+    """:func:`run_case`, with a runtime error (e.g. out of memory) as a row."""
     try:
         return run_case(case, spec)
     except RuntimeError as err:  # includes torch.OutOfMemoryError
@@ -87,6 +83,21 @@ def _run_in_process(case: str, spec: BenchmarkSpec) -> Dict[str, object]:
         gc.collect()
         if spec.device == 'cuda':
             torch.cuda.empty_cache()
+
+
+def run_isolated(case: str, spec: BenchmarkSpec) -> Dict[str, object]:
+    """One case in a freshly spawned worker process: its peak RSS is its own.
+
+    The worker imports this module from the parent's ``sys.path``.
+    """
+    context = multiprocessing.get_context('spawn')
+    try:
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            return pool.submit(run_in_process, case, spec).result()
+    except BrokenProcessPool as err:  # e.g. killed by the OOM killer
+        return dict(error=f'worker process died: {err}')
+    except Exception as err:  # noqa: BLE001 -- one case must not end the run
+        return dict(error=f'{type(err).__name__}: {err}'.splitlines()[0])
 
 
 def autocast_normalize_dtype(spec: BenchmarkSpec) -> Optional[str]:
@@ -132,7 +143,7 @@ def run_benchmark(spec: BenchmarkSpec,
     Args:
         spec (BenchmarkSpec): sizes and settings.
         mode (str): 'loss', 'step' or 'all'.
-        isolate (str): 'auto' (a subprocess per case on CPU, where peak RSS
+        isolate (str): 'auto' (a worker process per case on CPU, where peak RSS
             cannot be reset reliably otherwise; in-process on CUDA),
             'always' or 'never'.
         log (callable): progress messages; ``None`` for silence.
@@ -151,7 +162,7 @@ def run_benchmark(spec: BenchmarkSpec,
         spec = dataclasses.replace(spec, peak_tflops=989.0)
     isolated = isolate == 'always' or (isolate == 'auto'
                                        and spec.device == 'cpu')
-    runner = _run_isolated if isolated else _run_in_process
+    runner = run_isolated if isolated else run_in_process
 
     # Other processes on the machine skew CPU timings; record how busy it was.
     load_before = _load_average()
@@ -191,7 +202,7 @@ def run_benchmark(spec: BenchmarkSpec,
             check=cases.get('loss_check'),
             fused=fused,
             materialised=mat,
-            speedup=_ratio(mat, fused, 'ms_median'),
+            speedup=_ratio(mat, fused, 'ms_per_iter'),
             # Below 1 MiB a CPU RSS reading is noise; the floor keeps the
             # ratio finite and conservative.
             memory_reduction=(
@@ -208,7 +219,7 @@ def run_benchmark(spec: BenchmarkSpec,
             backbone=bb,
             img_per_s_ratio=_ratio(dv, cl, 'img_per_s'),
             peak_memory_ratio=_ratio(dv, cl, 'peak_mib'),
-            step_over_backbone=_ratio(dv, bb, 'ms_median'))
+            step_over_backbone=_ratio(dv, bb, 'ms_per_iter'))
     results['targets'] = _targets(results)
     return results
 
@@ -253,116 +264,3 @@ def _targets(results: Dict[str, object]) -> List[Dict[str, object]]:
                 defined_at=', '.join(f'{k}={v}'
                                      for k, v in settings.items())))
     return rows
-
-
-def _fmt(value, spec: str = '.1f', none: str = '-') -> str:
-    return none if value is None else format(value, spec)
-
-
-def format_report(results: Dict[str, object]) -> str:
-    """The human-readable tables printed by ``tools/benchmark.py``."""
-    meta = results['meta']
-    spec = meta['spec']
-    arch = meta['arch_settings']
-    load = meta['load_average_1min']
-    where = ('separate subprocesses'
-             if meta['isolated_subprocesses'] else 'this process')
-    lines = [
-        f"DenseViT benchmark {meta['date']}  device={meta['device']} "
-        f"({meta['device_name']}, {meta['threads']} threads)  "
-        f"precision={spec['precision']}  torch {meta['torch']}  "
-        f"mmpretrain {meta['mmpretrain']}",
-        f"iters={spec['iters']} (median reported) warmup={spec['warmup']}  "
-        f"cases in {where}; 1-min load average {load['before']} before, "
-        f"{load['after']} after",
-    ]
-    if meta['autocast_normalize_dtype']:
-        lines.append('F.normalize of a bf16 tensor under this autocast -> '
-                     f"{meta['autocast_normalize_dtype']} (the dtype the "
-                     'InfoNCE receives)')
-    loss = results.get('loss')
-    if loss:
-        lines += [
-            '',
-            f"Dense InfoNCE forward+backward: N = B*S = {loss['batch']}*"
-            f"{loss['num_patches']} = {loss['num_queries']} queries, "
-            f"K = {loss['queue_len']}, D = {loss['feat_dim']}",
-        ]
-        check = loss['check'] or {}
-        if 'error' in check or not check:
-            lines.append(f"  check: FAILED TO RUN ({check.get('error')})")
-        else:
-            lines.append(
-                f"  check: loss fused {check['loss_fused']:.6f} vs "
-                f"materialised {check['loss_materialised']:.6f} (rel "
-                f"{check['loss_rel_err']:.1e}); grad(q) rel "
-                f"{check['grad_rel_err']:.1e}; tolerance "
-                f"{check['tolerance']:.0e} -> "
-                f"{'PASSED' if check['passed'] else 'FAILED'}")
-        lines.append(f"  {'implementation':<34}{'ms (median)':>12}"
-                     f"{'extra peak MiB':>16}{'TFLOP/s':>9}")
-        impl = spec.get('loss_impl', 'auto')
-        fused_name = ('fused info_nce (DenseViT)' if impl == 'auto' else
-                      f'info_nce impl={impl} (DenseViT)')
-        for name, key in ((fused_name, 'fused'),
-                          ('materialised (DenseCL einsum + CE)',
-                           'materialised')):
-            row = loss[key] or {}
-            if 'error' in row:
-                lines.append(f"  {name:<34}ERROR {row['error']}")
-                continue
-            lines.append(
-                f"  {name:<34}{_fmt(row.get('ms_median')):>12}"
-                f"{_fmt(row.get('extra_peak_mib')):>16}"
-                f"{_fmt(row.get('achieved_tflops'), '.3f'):>9}")
-        lines.append(
-            f"  speed-up {_fmt(loss['speedup'], '.2f')}x; extra peak memory "
-            f"1/{_fmt(loss['memory_reduction'], '.0f')} of materialised")
-    step = results.get('step')
-    if step:
-        lines += [
-            '',
-            f"Training step: ViT {spec['arch']} ({arch['embed_dims']}-d, "
-            f"{arch['num_layers']} layers), B={spec['batch']}, "
-            f"{spec['img_size']} px (S={spec['img_size'] // 16}^2), "
-            f"K={spec['queue_len']}, D={spec['feat_dim']}, neck hidden "
-            f"{spec['hid_channels']}",
-            f"  {'case':<22}{'ms/step':>10}{'img/s':>9}{'peak MiB':>10}"
-            f"{'extra MiB':>11}{'TFLOP/step':>11}{'TFLOP/s':>9}{'MFU':>7}",
-        ]
-        for name, key in (('DenseViT', 'densevit'),
-                          ('mmpretrain DenseCL', 'densecl'),
-                          ('backbone alone', 'backbone')):
-            row = step[key] or {}
-            if 'error' in row:
-                lines.append(f"  {name:<22}ERROR {row['error']}")
-                continue
-            mfu = row.get('mfu')
-            mfu_text = '-' if mfu is None else f'{100 * mfu:.1f}%'
-            lines.append(
-                f"  {name:<22}{_fmt(row.get('ms_median')):>10}"
-                f"{_fmt(row.get('img_per_s'), '.2f'):>9}"
-                f"{_fmt(row.get('peak_mib'), '.0f'):>10}"
-                f"{_fmt(row.get('extra_peak_mib'), '.0f'):>11}"
-                f"{_fmt(row.get('model_tflop'), '.3f'):>11}"
-                f"{_fmt(row.get('achieved_tflops'), '.3f'):>9}"
-                f'{mfu_text:>7}')
-        lines.append(
-            '  DenseViT / DenseCL: img/s '
-            f"{_fmt(step['img_per_s_ratio'], '.2f')}x, peak memory "
-            f"{_fmt(step['peak_memory_ratio'], '.3f')}x; DenseViT step / "
-            f"backbone alone: {_fmt(step['step_over_backbone'], '.2f')}x")
-        if meta['device'] == 'cpu':
-            lines.append('  (peak = peak RSS above the interpreter + '
-                         'libraries; MFU needs --peak-tflops on CPU)')
-    if results['targets']:
-        lines += ['', 'Targets (from the issue; judged only at their '
-                  'settings):']
-        for row in results['targets']:
-            met = {True: 'met', False: 'MISSED'}.get(
-                row['met'], 'not judged: this run is not at these settings'
-                if not row['applies'] else 'n/a')
-            lines.append(
-                f"  {row['target']}: {_fmt(row['value'], '.3f')} "
-                f"(target {row['bound']}, at {row['defined_at']}) {met}")
-    return '\n'.join(lines)

@@ -2,27 +2,27 @@
 
 Examples::
 
-    # the loss alone, CPU (the issue's CPU target sizes)
-    python tools/benchmark.py --mode loss --batch 16 --img-size 224 \\
-        --queue-len 65536 --feat-dim 128 --out work_dirs/bench_loss.json
+    # the loss alone, CPU, at the sizes of the loss targets
+    python tools/benchmark/benchmark.py --mode loss --batch 16 \\
+        --img-size 224 --queue-len 65536 --feat-dim 128 \\
+        --out work_dirs/bench_loss.json
     # full steps side by side, ViT-S/16, H200, bf16
-    python tools/benchmark.py --mode all --device cuda --precision bf16 \\
-        --arch small --batch 256 --out work_dirs/bench_h200.json
+    python tools/benchmark/benchmark.py --mode all --device cuda \\
+        --precision bf16 --arch small --batch 256 \\
+        --out work_dirs/bench_h200.json
 
 See docs/performance.md for what each case measures and how.
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
 
-# Runnable from a checkout without `pip install -e .`.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from densevit.models.losses.fused_info_nce import INFO_NCE_IMPLS  # noqa: E402
-from densevit.utils.benchmark import (MODES, failures,  # noqa: E402
-                                      format_report, run_benchmark)
-from densevit.utils.benchmark_cases import BenchmarkSpec  # noqa: E402
+from bench_report import format_report
+from bench_run import MODES, failures, run_benchmark
+from bench_spec import BenchmarkSpec
+from densevit.models.losses.fused_info_nce import INFO_NCE_IMPLS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,9 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='fp32, or bf16 autocast (default fp32)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--iters', type=int, default=10,
-                        help='measured iterations; the median is reported')
+                        help='timed iterations; the mean is reported '
+                        '(default 10)')
     parser.add_argument('--warmup', type=int, default=3,
-                        help='unmeasured iterations first (default 3)')
+                        help='untimed iterations first, before the short '
+                        "warm-up of torch.utils.benchmark's Timer "
+                        '(default 3)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--seed', type=int, default=0)
@@ -73,8 +76,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'accepts)')
     parser.add_argument('--isolate', choices=['auto', 'always', 'never'],
                         default='auto',
-                        help='run each case in a fresh subprocess: auto = on '
-                        'CPU (peak RSS is process-wide), not on CUDA')
+                        help='run each case in a fresh worker process: auto '
+                        '= on CPU (peak RSS is process-wide), not on CUDA')
     parser.add_argument('--out', default=None,
                         help='write all measurements to this JSON file')
     return parser.parse_args(argv)
@@ -83,26 +86,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     """Run the benchmark, print the report, write --out; return results."""
     args = parse_args(argv)
-    spec = BenchmarkSpec(
-        arch=args.arch,
-        depth=args.depth,
-        batch=args.batch,
-        img_size=args.img_size,
-        queue_len=args.queue_len,
-        feat_dim=args.feat_dim,
-        hid_channels=args.hid_channels,
-        temperature=args.temperature,
-        precision=args.precision,
-        device=args.device,
-        iters=args.iters,
-        warmup=args.warmup,
-        threads=args.threads,
-        seed=args.seed,
-        peak_tflops=args.peak_tflops,
-        loss_impl=args.loss_impl)
+    # Every BenchmarkSpec field is an option of the same name.
+    spec = BenchmarkSpec(**{
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(BenchmarkSpec)
+    })
     results = run_benchmark(spec, mode=args.mode, isolate=args.isolate)
     results['meta']['command'] = ' '.join(
-        ['python tools/benchmark.py'] +
+        ['python tools/benchmark/benchmark.py'] +
         (sys.argv[1:] if argv is None else list(argv)))
     print(format_report(results))
     if args.out:

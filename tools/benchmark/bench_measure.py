@@ -1,10 +1,11 @@
-"""Timing and peak-memory probes for ``tools/benchmark.py``.
+"""Timing and peak-memory probes for the benchmark cases.
 
-Timing: wall clock around each iteration on CPU; a pair of CUDA events per
-iteration on CUDA (the device time between them, read after one final
-synchronisation), so host-side launch overhead that overlaps with device
-work is not counted twice. Results are medians over the measured iterations,
-after ``warmup`` unmeasured ones.
+Timing: :func:`time_calls` runs ``warmup`` unmeasured calls, then
+``torch.utils.benchmark.Timer.timeit(iters)``, which adds a short warm-up of
+its own and then times ``iters`` back-to-back calls; the result is the mean
+time per call. Its clock synchronises the accelerator before each reading,
+so CUDA work is counted when it finishes, and nothing synchronises between
+the timed calls.
 
 Memory:
 
@@ -16,18 +17,20 @@ Memory:
   and the high-water mark is reset to the current RSS by writing ``5`` to
   ``/proc/self/clear_refs`` (Linux >= 4.0). Where the reset is impossible the
   reading is the peak since process start; the benchmark therefore runs every
-  CPU case in a fresh subprocess by default, which makes both readings equal.
-  Without ``/proc`` (macOS) ``resource.getrusage`` gives the peak, unreset.
+  CPU case in a fresh worker process by default, which makes both readings
+  equal. Without ``/proc`` (macOS) ``resource.getrusage`` gives the peak,
+  unreset.
 """
 import ctypes
 import gc
 import resource
-import statistics
 import sys
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import torch
+from torch.utils import benchmark
+
+from bench_flops import benchmark_flops
 
 _MIB = float(1 << 20)
 
@@ -152,42 +155,49 @@ class PeakMemory:
             runtime_mib=self.runtime_mib)
 
 
-def time_iterations(fn: Callable[[], None], iters: int, warmup: int,
-                    device: torch.device) -> List[float]:
-    """Seconds taken by each of ``iters`` calls of ``fn`` after ``warmup``.
+def time_calls(fn: Callable[[], object], iters: int, warmup: int) -> float:
+    """Mean milliseconds per call of ``fn`` over ``iters`` timed calls.
 
     Args:
-        fn: one iteration of the work (it must not synchronise for us).
-        iters (int): measured iterations, >= 1.
-        warmup (int): unmeasured iterations first (allocator, autotuning,
-            lazily created optimiser state).
-        device (torch.device): CUDA devices are timed with events.
+        fn: one iteration of the work (it need not synchronise).
+        iters (int): timed calls, >= 1.
+        warmup (int): untimed calls first (allocator, autotuning, lazily
+            created optimiser state), before the Timer's own warm-up.
     """
-    device = torch.device(device)
     for _ in range(warmup):
         fn()
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-        events = [(torch.cuda.Event(enable_timing=True),
-                   torch.cuda.Event(enable_timing=True))
-                  for _ in range(iters)]
-        for start, end in events:
-            start.record()
-            fn()
-            end.record()
-        torch.cuda.synchronize(device)
-        return [start.elapsed_time(end) / 1e3 for start, end in events]
-    times = []
-    for _ in range(iters):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return times
+    # Timer runs its statement with 1 thread unless told otherwise; time with
+    # the threads this run was configured for.
+    timer = benchmark.Timer(
+        stmt='fn()', globals=dict(fn=fn), num_threads=torch.get_num_threads())
+    return timer.timeit(number=iters).mean * 1e3
 
 
-def summarise_times(times: List[float]) -> Dict[str, object]:
-    """Median / min / all of a list of seconds, in milliseconds."""
-    return dict(
-        ms_median=statistics.median(times) * 1e3,
-        ms_min=min(times) * 1e3,
-        ms_all=[round(t * 1e3, 3) for t in times])
+def measure(fn: Callable[[], object], spec, memory: PeakMemory,
+            flop_kind: str) -> Dict[str, object]:
+    """Time ``fn``, read its peak memory and rate its FLOPs.
+
+    Args:
+        fn: one iteration of the case.
+        spec (BenchmarkSpec): ``iters``, ``warmup``, sizes, ``peak_tflops``.
+        memory (PeakMemory): marked before the case built its inputs; peak
+            counting restarts here.
+        flop_kind (str): the key of :func:`benchmark_flops` for one call.
+
+    Returns:
+        dict: ``ms_per_iter``, the :meth:`PeakMemory.stop` fields,
+        ``memory_method``, ``model_tflop``, ``achieved_tflops`` and ``mfu``
+        (``None`` without ``spec.peak_tflops``).
+    """
+    memory.start()
+    ms = time_calls(fn, spec.iters, spec.warmup)
+    result = dict(ms_per_iter=ms, **memory.stop())
+    result['memory_method'] = memory.method
+    flops = benchmark_flops(spec.arch_settings(), spec.img_size, spec.batch,
+                            spec.queue_len, spec.feat_dim,
+                            spec.hid_channels)[flop_kind]
+    achieved = flops / (ms / 1e3) / 1e12
+    result['model_tflop'] = flops / 1e12
+    result['achieved_tflops'] = achieved
+    result['mfu'] = achieved / spec.peak_tflops if spec.peak_tflops else None
+    return result
