@@ -1,9 +1,12 @@
 """DenseCL's dense (per-location) contrastive loss."""
+from typing import Optional, Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from densevit.registry import MODELS
+from ..utils.view_geometry import locate_in_other_view, window_mask
 from .fused_info_nce import info_nce
 from .queued_contrastive_loss import QueuedContrastiveLoss
 
@@ -32,11 +35,19 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
         feat_dim (int): Dimension of the projected dense features.
             Defaults to 128.
         temperature (float): τ > 0. Defaults to 0.2.
-        enqueue (str): Which keys a step hands to the queue: 'mean', the
-            L2-normalised mean of each image's dense keys (DenseCL's choice,
-            one key per image), or 'sample', ``keys_per_image`` randomly
-            chosen per-location keys of each image. Defaults to 'mean'.
+        enqueue (str): Which keys a step hands to the queue: 'mean', one key
+            per image, ``normalize(mean_s(k_s))`` over the un-normalised key
+            projections (DenseCL's definition), or 'sample',
+            ``keys_per_image`` randomly chosen normalised per-location keys
+            of each image. Defaults to 'mean'.
         keys_per_image (int): Keys per image in 'sample' mode. Defaults to 1.
+        match_window (int, optional): None matches over the whole view-2 grid
+            (DenseCL). An int r >= 0 uses the crop geometry that
+            ``TwoViewCrop`` records: the argmax of backbone similarity is
+            restricted to view-2 cells within r cells (Chebyshev) of where
+            the view-1 patch centre lies in view 2, and view-1 patches
+            outside view 2 are left out of the loss. Needs ``view_geometry``
+            in :meth:`forward`. Defaults to None.
         loss_weight (float): Multiplier of the returned loss. Defaults to 1.
         impl (str): InfoNCE kernel: 'auto', 'fused' or 'chunked'.
     """
@@ -48,7 +59,8 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
                  enqueue: str = 'mean',
                  keys_per_image: int = 1,
                  loss_weight: float = 1.0,
-                 impl: str = 'auto') -> None:
+                 impl: str = 'auto',
+                 match_window: Optional[int] = None) -> None:
         super().__init__(queue_len, feat_dim, temperature, loss_weight, impl)
         if enqueue not in ('mean', 'sample'):
             raise ValueError(
@@ -57,81 +69,107 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
         if not isinstance(keys_per_image, int) or keys_per_image < 1:
             raise ValueError('DenseContrastiveLoss `keys_per_image` must be '
                              f'an int >= 1, got {keys_per_image!r}.')
+        if match_window is not None and (
+                isinstance(match_window, bool)
+                or not isinstance(match_window, int) or match_window < 0):
+            raise ValueError(
+                'DenseContrastiveLoss `match_window` must be None (match '
+                'over the whole grid, DenseCL) or an int >= 0 (cells around '
+                f'the geometric position), got {match_window!r}.')
         self.enqueue = enqueue
         self.keys_per_image = keys_per_image
+        self.match_window = match_window
+
+    @property
+    def needs_geometry(self) -> bool:
+        """Whether :meth:`forward` needs the views' crop geometry."""
+        return self.match_window is not None
 
     @staticmethod
     @torch.no_grad()
-    def extract_correspondence(f1: Tensor, f2: Tensor) -> Tensor:
+    def extract_correspondence(f1: Tensor,
+                               f2: Tensor,
+                               allowed: Optional[Tensor] = None) -> Tensor:
         """For each view-1 location, the most similar view-2 location.
 
         Args:
             f1 (Tensor): view-1 backbone features, (B, S, C) or (B, C, H, W).
             f2 (Tensor): view-2 backbone features, same layout as ``f1``.
+            allowed (Tensor, optional): (B, S, S) bool, the view-2 locations
+                each view-1 location may match; every row needs at least one
+                True. Defaults to None (all).
 
         Returns:
             LongTensor: (B, S); entry [b, i] is ``argmax_j cos(f1[b,i],
-            f2[b,j])``.
+            f2[b,j])`` over the allowed j.
         """
         f1 = to_locations(f1, 'f1')
         f2 = to_locations(f2, 'f2')
-        if f1.shape[0] != f2.shape[0] or f1.shape[2] != f2.shape[2]:
-            raise ValueError(
-                'extract_correspondence needs both views with the same batch '
-                f'size and channels, got {tuple(f1.shape)} and '
-                f'{tuple(f2.shape)} (B, S, C).')
         similarity = torch.bmm(
             F.normalize(f1, dim=2), F.normalize(f2, dim=2).transpose(1, 2))
+        if allowed is not None:
+            similarity = similarity.masked_fill(~allowed, float('-inf'))
         return similarity.argmax(dim=2)
 
-    def forward(self, q: Tensor, k: Tensor, q_backbone: Tensor,
-                k_backbone: Tensor) -> Tensor:
+    def forward(self,
+                q: Tensor,
+                k: Tensor,
+                q_backbone: Tensor,
+                k_backbone: Tensor,
+                view_geometry: Optional[Tuple[Tensor, Tensor]] = None
+                ) -> Tensor:
         """Mean per-location InfoNCE.
 
         Args:
             q (Tensor): projected dense features of view 1 (query, with
-                grad), (B, S, D) or (B, D, H, W).
-            k (Tensor): projected dense features of view 2 (key), same
-                layout.
+                grad), (B, D, H, W).
+            k (Tensor): projected dense features of view 2 (key), same shape.
             q_backbone (Tensor): view-1 backbone patch features used for
-                matching, (B, S, C) or (B, C, H, W).
+                matching, (B, C, H, W).
             k_backbone (Tensor): view-2 backbone patch features.
+            view_geometry (tuple[Tensor, Tensor], optional): ``(view_boxes
+                (B, 2, 4), view_flips (B, 2))`` as ``TwoViewCrop`` records
+                them; required when ``match_window`` is set.
         """
-        q = to_locations(q, 'q')
-        k = to_locations(k, 'k')
-        if q.shape != k.shape or q.shape[2] != self.feat_dim:
-            raise ValueError(
-                f'DenseContrastiveLoss expects q and k of the same shape '
-                f'(B, S, {self.feat_dim}), got {tuple(q.shape)} and '
-                f'{tuple(k.shape)} as (B, S, D). Fix: both views need the '
-                "same batch size and grid, and `feat_dim` must equal the "
-                "neck's `out_channels`.")
-        match = self.extract_correspondence(q_backbone, k_backbone)
-        if match.shape != q.shape[:2]:
-            raise ValueError(
-                'DenseContrastiveLoss: backbone features give a '
-                f'{tuple(match.shape)} (B, S) grid but the projected features '
-                f'a {tuple(q.shape[:2])} one; they must come from the same '
-                'views.')
-        q = F.normalize(q, dim=2)
-        k = F.normalize(k, dim=2)
+        grid = q.shape[-2:]
+        allowed = weight = None
+        if self.match_window is not None:
+            if view_geometry is None:
+                raise ValueError(
+                    'DenseContrastiveLoss(match_window=...) needs the crop '
+                    'geometry of both views. Fix: build the views with '
+                    'TwoViewCrop + PackDenseInputs (they record view_boxes '
+                    'and view_flips), or set match_window=None.')
+            position, inside = locate_in_other_view(*view_geometry, grid)
+            allowed = window_mask(position, grid, self.match_window)
+            weight = inside.flatten().to(q.dtype)
+        match = self.extract_correspondence(q_backbone, k_backbone, allowed)
+        q = F.normalize(to_locations(q, 'q'), dim=2)
+        k_raw = to_locations(k, 'k')
+        k = F.normalize(k_raw, dim=2)
         k_pos = torch.gather(k, 1, match[..., None].expand(-1, -1, k.shape[2]))
-        self.pending_keys = self._keys_to_enqueue(k.detach())
-        loss = info_nce(
+        self.pending_keys = self._keys_to_enqueue(k_raw.detach())
+        losses = info_nce(
             q.reshape(-1, q.shape[2]),
             k_pos.reshape(-1, k.shape[2]),
             self.queue.keys,
             self.temperature,
+            reduction='none' if weight is not None else 'mean',
             impl=self.impl)
-        return loss * self.loss_weight
+        if weight is not None:
+            # Mean over the patches that have a counterpart; no host sync.
+            losses = (losses * weight).sum() / weight.sum().clamp(min=1.0)
+        return losses * self.loss_weight
 
     def _keys_to_enqueue(self, k: Tensor) -> Tensor:
-        """(B, S, D) normalised dense keys -> the rows handed to the queue."""
+        """(B, S, D) un-normalised dense keys -> the rows for the queue."""
         if self.enqueue == 'mean':
+            # DenseCL averages the raw projections, then normalises.
             return F.normalize(k.mean(dim=1), dim=1)
         batch, num_locations = k.shape[:2]
         # Drawn on the device: no host round trip in the training step.
         picks = torch.randint(
             num_locations, (batch, self.keys_per_image), device=k.device)
-        return torch.gather(k, 1, picks[..., None].expand(-1, -1, k.shape[2]))\
-            .reshape(-1, k.shape[2])
+        return F.normalize(
+            torch.gather(k, 1, picks[..., None].expand(-1, -1, k.shape[2])),
+            dim=2).reshape(-1, k.shape[2])

@@ -50,6 +50,10 @@ class DenseViT(BaseSelfSupervisor):
             (1-momentum)·online``. 0.99 keeps 99%. Must be in [0, 1].
             Defaults to 0.99. (mmpretrain's ``DenseCL`` counts the other
             way: its 0.001 is this 0.999.)
+        symmetric_loss (bool): Each view is the query once (the two
+            directions averaged), as in MoCo v3 / BYOL; costs a second
+            forward of both encoders. Defaults to False (DenseCL: view 1
+            queries, view 2 keys).
         data_preprocessor (dict, optional): defaults to
             ``SelfSupDataPreprocessor``.
         init_cfg (dict, optional): initialisation config.
@@ -64,6 +68,7 @@ class DenseViT(BaseSelfSupervisor):
                  loss_lambda: float = 0.5,
                  cls_loss_weight: float = 1.0,
                  momentum: float = 0.99,
+                 symmetric_loss: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if not 0.0 <= loss_lambda <= 1.0:
@@ -89,6 +94,7 @@ class DenseViT(BaseSelfSupervisor):
         self.loss_lambda = float(loss_lambda)
         self.cls_loss_weight = float(cls_loss_weight)
         self.base_momentum = float(momentum)
+        self.symmetric_loss = bool(symmetric_loss)
 
         self.key_backbone = copy.deepcopy(self.backbone)
         self.key_neck = copy.deepcopy(self.neck)
@@ -214,15 +220,29 @@ class DenseViT(BaseSelfSupervisor):
     def loss(self, inputs: List[Tensor],
              data_samples: Optional[List[DataSample]] = None,
              **kwargs) -> Dict[str, Tensor]:
-        """Global + dense contrastive losses (+ classification with a head)."""
+        """Global + dense contrastive losses (+ classification with a head).
+
+        With ``symmetric_loss`` each view is the query once: the batch of
+        pairs (view 1 → view 2) and (view 2 → view 1) goes through both
+        losses together, so both views' keys are enqueued.
+        """
         view_q, view_k = self._split_views(inputs)
+        geometry = self._view_geometry(data_samples, view_q.device)
+        if self.symmetric_loss:
+            view_q, view_k = (torch.cat([view_q, view_k]),
+                              torch.cat([view_k, view_q]))
+            if geometry is not None:
+                swapped = (geometry[0].flip(1), geometry[1].flip(1))
+                geometry = tuple(
+                    torch.cat(pair) for pair in zip(geometry, swapped))
         q_cls, q_patches, q_global, q_dense = self._encode(view_q)
         with torch.no_grad():
             k_cls, k_patches = self.key_backbone(view_k)
             k_global, k_dense = self.key_neck((k_cls, k_patches))
 
         loss_global = self.global_loss(q_global, k_global)
-        loss_dense = self.dense_loss(q_dense, k_dense, q_patches, k_patches)
+        loss_dense = self.dense_loss(q_dense, k_dense, q_patches, k_patches,
+                                     geometry)
         losses = dict(
             loss_global=loss_global * (1.0 - self.loss_lambda),
             loss_dense=loss_dense * self.loss_lambda)
@@ -234,9 +254,30 @@ class DenseViT(BaseSelfSupervisor):
                     'batch has images without `gt_label`. Fix: use a '
                     'labelled dataset, or remove `head` for self-supervised '
                     'pretraining.')
-            cls_loss = self.head.loss((q_cls, ), data_samples)['loss']
+            cls_feats = q_cls[:len(data_samples)]
+            cls_loss = self.head.loss((cls_feats, ), data_samples)['loss']
             losses['loss_cls'] = cls_loss * self.cls_loss_weight
         return losses
+
+    def _view_geometry(self, data_samples: Optional[List[DataSample]],
+                       device: torch.device
+                       ) -> Optional[Tuple[Tensor, Tensor]]:
+        """``(view_boxes (B, 2, 4), view_flips (B, 2))`` when the dense loss
+        uses the crop geometry, else None."""
+        if not getattr(self.dense_loss, 'needs_geometry', False):
+            return None
+        if not data_samples or any('view_boxes' not in sample
+                                   or 'view_flips' not in sample
+                                   for sample in data_samples):
+            raise ValueError(
+                'dense_loss.match_window needs the crop geometry of both '
+                'views, but the batch has no view_boxes/view_flips. Fix: '
+                'build the views with TwoViewCrop + PackDenseInputs, or set '
+                'dense_loss.match_window=None.')
+        boxes = torch.stack([s.view_boxes for s in data_samples])
+        flips = torch.stack([s.view_flips for s in data_samples])
+        return (boxes.to(device, non_blocking=True),
+                flips.to(device, non_blocking=True))
 
     @torch.no_grad()
     def predict(self,

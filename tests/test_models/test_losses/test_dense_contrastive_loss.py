@@ -95,8 +95,12 @@ def test_forward_leaves_queue_and_exposes_mean_keys():
             torch.randn(3, 5, 6))
     assert torch.equal(loss_fn.queue.keys, before)
     assert int(loss_fn.queue.ptr) == 0
-    expected = F.normalize(F.normalize(k, dim=2).mean(dim=1), dim=1)
+    # DenseCL's definition (mmpretrain 1.2.0 `DenseCL.loss` enqueues its
+    # neck's average-pooled, un-normalised grid, then normalises it).
+    expected = F.normalize(k.mean(dim=1), dim=1)
     torch.testing.assert_close(loss_fn.pending_keys, expected)
+    assert not torch.allclose(
+        expected, F.normalize(F.normalize(k, dim=2).mean(dim=1), dim=1))
     loss_fn.update_queue()
     torch.testing.assert_close(loss_fn.queue.keys[:3], expected)
     assert int(loss_fn.queue.ptr) == 3 and loss_fn.pending_keys is None
@@ -145,17 +149,73 @@ def test_bad_config_raises(kwargs, match):
         DenseContrastiveLoss(**kwargs)
 
 
-def test_mismatched_views_raise():
+def test_features_of_the_wrong_rank_raise():
     loss_fn = DenseContrastiveLoss(queue_len=8, feat_dim=4)
-    with pytest.raises(ValueError, match='same batch size'):
-        loss_fn(torch.randn(2, 4, 4), torch.randn(3, 4, 4),
-                torch.randn(2, 4, 6), torch.randn(3, 4, 6))
-    with pytest.raises(ValueError, match='feat_dim'):
-        loss_fn(torch.randn(2, 4, 5), torch.randn(2, 4, 5),
-                torch.randn(2, 4, 6), torch.randn(2, 4, 6))
-    with pytest.raises(ValueError, match='grid'):
-        loss_fn(torch.randn(2, 4, 4), torch.randn(2, 4, 4),
-                torch.randn(2, 9, 6), torch.randn(2, 9, 6))
     with pytest.raises(ValueError, match=r'\(B, S, C\)'):
         loss_fn(torch.randn(4, 4), torch.randn(4, 4), torch.randn(4, 6),
                 torch.randn(4, 6))
+
+
+def _maps(batch, channels, grid):
+    return torch.randn(batch, channels, *grid)
+
+
+def test_window_zero_on_identical_views_matches_each_patch_to_itself():
+    torch.manual_seed(6)
+    loss_fn = DenseContrastiveLoss(queue_len=8, feat_dim=4, match_window=0)
+    boxes = torch.tensor([[[0., 0., 40., 40.], [0., 0., 40., 40.]]] * 2)
+    flips = torch.tensor([[False, False], [True, True]])
+    from densevit.models.utils.view_geometry import (locate_in_other_view,
+                                                     window_mask)
+    position, inside = locate_in_other_view(boxes, flips, (4, 4))
+    assert inside.all()
+    allowed = window_mask(position, (4, 4), 0)
+    # Whatever the features say, the only allowed cell is the patch itself.
+    match = loss_fn.extract_correspondence(
+        _maps(2, 6, (4, 4)), _maps(2, 6, (4, 4)), allowed)
+    assert torch.equal(match, torch.arange(16).expand(2, -1))
+
+
+def test_window_loss_leaves_out_patches_outside_view_two():
+    torch.manual_seed(7)
+    loss_fn = DenseContrastiveLoss(queue_len=8, feat_dim=4, match_window=1)
+    # View 2 is the right half of view 1: view-1 columns 0-1 have no
+    # counterpart.
+    boxes = torch.tensor([[[0., 0., 40., 40.], [20., 0., 40., 40.]]])
+    flips = torch.tensor([[False, False]])
+    q, k = _maps(1, 4, (4, 4)), _maps(1, 4, (4, 4))
+    qb, kb = _maps(1, 6, (4, 4)), _maps(1, 6, (4, 4))
+    loss = loss_fn(q, k, qb, kb, (boxes, flips))
+    from densevit.models.utils.view_geometry import (locate_in_other_view,
+                                                     window_mask)
+    position, inside = locate_in_other_view(boxes, flips, (4, 4))
+    assert inside.reshape(4, 4)[:, 2:].all() and not inside.reshape(
+        4, 4)[:, :2].any()
+    match = loss_fn.extract_correspondence(
+        qb, kb, window_mask(position, (4, 4), 1))
+    per_patch = reference_per_patch_losses(q, k, match, loss_fn)
+    expected = per_patch[inside[0]].mean()
+    assert abs(loss.item() - expected.item()) <= 1e-5
+
+
+def reference_per_patch_losses(q, k, match, loss_fn):
+    qn = F.normalize(q.flatten(2).transpose(1, 2)[0].double(), dim=1)
+    kn = F.normalize(k.flatten(2).transpose(1, 2)[0].double(), dim=1)
+    queue = loss_fn.queue.keys.double()
+    tau = loss_fn.temperature
+    pos = torch.exp((qn * kn[match[0]]).sum(1) / tau)
+    neg = torch.exp(qn @ queue.T / tau).sum(1)
+    return -torch.log(pos / (pos + neg))
+
+
+def test_window_without_geometry_names_the_fix():
+    loss_fn = DenseContrastiveLoss(queue_len=8, feat_dim=4, match_window=1)
+    with pytest.raises(ValueError, match='TwoViewCrop'):
+        loss_fn(*(_maps(1, 4, (2, 2)) for _ in range(2)),
+                *(_maps(1, 6, (2, 2)) for _ in range(2)))
+
+
+@pytest.mark.parametrize('bad', [-1, 1.5, True])
+def test_bad_match_window_raises(bad):
+    with pytest.raises(ValueError, match='match_window'):
+        DenseContrastiveLoss(match_window=bad)

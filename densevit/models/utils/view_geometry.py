@@ -1,0 +1,78 @@
+"""Where each view-1 patch lies in view 2, from the recorded crop geometry.
+
+Conventions are those of ``TwoViewCrop``: a crop box ``[x1, y1, x2, y2]`` in
+original-image pixels (x2/y2 exclusive) is resized onto the whole view, and a
+horizontal flip, applied after the resize, maps the view fraction ``u`` to
+``1 - u``. Everything is batched and stays on the device, so the training
+step reads no value back to the host.
+"""
+from typing import Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+
+def locate_in_other_view(view_boxes: Tensor, view_flips: Tensor,
+                         grid_hw: Sequence[int]) -> Tuple[Tensor, Tensor]:
+    """Map the centre of every view-1 patch into view 2's patch grid.
+
+    Args:
+        view_boxes (Tensor): ``(B, 2, 4)`` crop boxes of view 1 and view 2.
+        view_flips (Tensor): ``(B, 2)`` bool horizontal flips of the views.
+        grid_hw (Sequence[int]): ``(H, W)`` patch grid, the same for both
+            views.
+
+    Returns:
+        tuple[Tensor, Tensor]:
+        - ``position`` ``(B, H·W, 2)`` float: (row, col) of each view-1 patch
+          centre in view-2 grid units (cell ``(r, c)`` spans
+          ``[r, r+1) x [c, c+1)``), row-major over view-1 patches;
+        - ``inside`` ``(B, H·W)`` bool: the centre lies inside view 2.
+    """
+    height, width = int(grid_hw[0]), int(grid_hw[1])
+    boxes = view_boxes.to(torch.float32)
+    flips = view_flips.to(torch.bool)
+    rows, cols = torch.meshgrid(
+        torch.arange(height, device=boxes.device, dtype=boxes.dtype),
+        torch.arange(width, device=boxes.device, dtype=boxes.dtype),
+        indexing='ij')
+    u1 = ((cols + 0.5) / width).reshape(1, -1)
+    v1 = ((rows + 0.5) / height).reshape(1, -1)
+    u1 = torch.where(flips[:, :1], 1.0 - u1, u1)
+
+    box1, box2 = boxes[:, 0, :, None], boxes[:, 1, :, None]
+    x = box1[:, 0] + u1 * (box1[:, 2] - box1[:, 0])
+    y = box1[:, 1] + v1 * (box1[:, 3] - box1[:, 1])
+    u2 = (x - box2[:, 0]) / (box2[:, 2] - box2[:, 0])
+    v2 = (y - box2[:, 1]) / (box2[:, 3] - box2[:, 1])
+    inside = (u2 >= 0) & (u2 < 1) & (v2 >= 0) & (v2 < 1)
+    u2 = torch.where(flips[:, 1:], 1.0 - u2, u2)
+    position = torch.stack([v2 * height, u2 * width], dim=-1)
+    return position, inside
+
+
+def window_mask(position: Tensor, grid_hw: Sequence[int],
+                radius: int) -> Tensor:
+    """View-2 cells within ``radius`` cells of each mapped position.
+
+    A cell is allowed when the cell holding the position is at Chebyshev
+    distance ``<= radius`` from it; ``radius=0`` allows only that cell.
+
+    Args:
+        position (Tensor): ``(B, S, 2)`` from :func:`locate_in_other_view`.
+        grid_hw (Sequence[int]): ``(H, W)`` of view 2's grid.
+        radius (int): window half-size in cells, >= 0.
+
+    Returns:
+        Tensor: ``(B, S, H·W)`` bool.
+    """
+    height, width = int(grid_hw[0]), int(grid_hw[1])
+    row = position[..., 0].floor().clamp(0, height - 1)
+    col = position[..., 1].floor().clamp(0, width - 1)
+    grid_rows = torch.arange(height, device=position.device).repeat_interleave(
+        width).to(position.dtype)
+    grid_cols = torch.arange(width, device=position.device).repeat(height).to(
+        position.dtype)
+    distance = torch.maximum((row[..., None] - grid_rows).abs(),
+                             (col[..., None] - grid_cols).abs())
+    return distance <= radius
