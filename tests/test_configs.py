@@ -13,8 +13,7 @@ from densevit.registry import DATASETS, HOOKS, METRICS, MODELS
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO_ROOT / 'configs' / 'densevit').rglob('*.py'))
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
-               'probe_train_dataloader', 'probe_val_dataloader',
-               'probe_corr_dataloader')
+               'probe_dataloader')
 
 
 def fake_data_root(root: Path) -> Path:

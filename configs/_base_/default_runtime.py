@@ -18,15 +18,15 @@ custom_hooks = [
     dict(type='LossWeightWarmupHook', warmup_iters=1000),
     dict(type='TrainStateHook'),
     dict(type='NonFiniteLossHook'),
-    # Linear / k-NN / dense probes on frozen features. The splits are the
-    # `probe_train_dataloader` / `probe_val_dataloader` fields every dataset
-    # base config defines.
+    # k-NN and linear-probe top-1 of frozen CLS features (with their chance
+    # level) on the `probe_dataloader` split every dataset base config
+    # defines: the metrics tools/test.py runs, under the same names.
     dict(
-        type='LinearProbeHook',
-        train_dataloader='probe_train_dataloader',
-        val_dataloader='probe_val_dataloader',
-        interval=10,
-        max_samples=20000),
+        type='ProbeHook',
+        dataloader='probe_dataloader',
+        evaluator=[dict(type='KNNAccuracy'),
+                   dict(type='LinearProbeAccuracy')],
+        interval=10),
 ]
 
 env_cfg = dict(

@@ -1,9 +1,8 @@
 # Self-supervised demo: a 4-layer ViT-tiny (192-d, 3 heads, 16x16 patches)
-# trained on 64-px SyntheticShapes on a 2-core CPU in about 6 minutes,
-# probed (linear, k-NN, dense mIoU, correspondence accuracy) as it trains,
-# and evaluated by tools/test.py on correspondence accuracy, dense-probe
-# mIoU, k-NN and linear-probe top-1. The joint-mode demo (README's command)
-# inherits it.
+# trained on 64-px SyntheticShapes, probed as it trains and evaluated by
+# tools/test.py with the same metrics (correspondence accuracy, dense-probe
+# mIoU, k-NN and linear-probe top-1, each beside its baseline). The
+# joint-mode demo (README's command) inherits it.
 _base_ = [
     '../_base_/models/densevit_vit-small-p16.py',
     '../_base_/datasets/synthetic_shapes_64px.py',
@@ -57,11 +56,11 @@ custom_hooks = [
     dict(type='LossWeightWarmupHook', warmup_iters=100),
     dict(type='TrainStateHook'),
     dict(type='NonFiniteLossHook'),
+    # tools/test.py's metrics (test_evaluator) on the probe split below.
     dict(
-        type='LinearProbeHook',
-        train_dataloader='probe_train_dataloader',
-        val_dataloader='probe_val_dataloader',
-        corr_dataloader='probe_corr_dataloader',
+        type='ProbeHook',
+        dataloader='probe_dataloader',
+        evaluator='test_evaluator',
         interval=2),
 ]
 
@@ -72,13 +71,13 @@ two_view_test_pipeline = [
     dict(type='PackDenseInputs'),
 ]
 
-# LinearProbeHook's correspondence accuracy during training (another seed
-# than the probe and test splits).
-probe_corr_dataloader = dict(
+# ProbeHook's split during training: two views, like the test split, on
+# other held-out images (another seed).
+probe_dataloader = dict(
     _base_.eval_loader_defaults,
     dataset=dict(
         type='SyntheticShapes',
-        num_samples=512,
+        num_samples=1024,
         img_size=64,
         num_classes=6,
         seed=4,

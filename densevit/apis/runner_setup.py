@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 
 from densevit.registry import RUNNERS
 from .config_check import check_config
+from .metric_table import metric_rows
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -172,8 +173,10 @@ def build_runner(cfg: Config, training: bool = True) -> Runner:
 def report_metrics(metrics: dict, out: Optional[str] = None) -> dict:
     """Print metrics as a table; write them as JSON to ``out`` if given.
 
-    Returns the metrics as plain floats (tensors and numpy scalars
-    converted), the form the JSON file holds.
+    Each quantity's row shows its chance level / baselines beside it (see
+    :func:`~densevit.apis.metric_table.metric_rows`). Returns the metrics as
+    plain floats (tensors and numpy scalars converted), the form the JSON
+    file holds.
     """
     import json
 
@@ -188,10 +191,12 @@ def report_metrics(metrics: dict, out: Optional[str] = None) -> dict:
     table = Table(title='Evaluation')
     table.add_column('metric')
     table.add_column('value', justify='right')
-    for name, value in plain.items():
+    table.add_column('chance / baselines')
+    for name, value, refs in metric_rows(plain):
         table.add_row(
-            name, f'{value:.4f}' if isinstance(value, float) else str(value))
-    Console().print(table)
+            name, f'{value:.4f}' if isinstance(value, float) else str(value),
+            refs)
+    Console(width=120).print(table)
     if out:
         with open(out, 'w') as f:
             json.dump(plain, f, indent=2)

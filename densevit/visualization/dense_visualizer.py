@@ -127,7 +127,8 @@ class DenseVisualizer(UniversalVisualizer):
 
         Args:
             name (str): image identifier.
-            log (str | list[dict]): work dir, ``scalars.json`` or records.
+            log (str | dict): work dir, ``scalars.json`` or the
+                ``train``/``val`` records of ``load_scalars``.
             step (int): global step. Defaults to 0.
             runs (str): 'latest' or 'all' runs of a work dir.
             title (str, optional): figure title.

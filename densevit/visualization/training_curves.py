@@ -4,12 +4,15 @@ import json
 import math
 import os.path as osp
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmpretrain.utils import load_json_log
 from PIL import Image
 
-LogLike = Union[str, Sequence[dict]]
+# A path (see find_scalar_logs) or the {'train': [...], 'val': [...]} dict
+# of load_scalars / mmpretrain's load_json_log.
+LogLike = Union[str, Mapping[str, Sequence[dict]]]
 
 # Bookkeeping values every record carries; never plotted.
 _SKIP = frozenset({'step', 'iter', 'epoch', 'time', 'data_time', 'memory',
@@ -57,8 +60,8 @@ def find_scalar_logs(path: str) -> List[str]:
     return found
 
 
-def load_scalars(path: str, runs: str = 'latest') -> List[dict]:
-    """Read MMEngine's scalar log: one JSON dict per line.
+def load_scalars(path: str, runs: str = 'latest') -> Dict[str, List[dict]]:
+    """Read MMEngine's scalar log with mmpretrain's ``load_json_log``.
 
     Args:
         path (str): see :func:`find_scalar_logs`.
@@ -67,106 +70,25 @@ def load_scalars(path: str, runs: str = 'latest') -> List[dict]:
             continues in a new run folder). Defaults to 'latest'.
 
     Returns:
-        list[dict]: the records, in file order.
+        dict: ``train`` (the records with an ``lr``) and ``val`` (the
+        others, e.g. validation metrics and ``probe/*``), in file order.
     """
     if runs not in ('latest', 'all'):
         raise ValueError(f"`runs` must be 'latest' or 'all', got {runs!r}.")
     files = find_scalar_logs(path)
     if runs == 'latest':
         files = files[-1:]
-    records = []
+    log = dict(train=[], val=[])
     for file in files:
-        with open(file) as f:
-            for number, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    # The last line of a log still being written may be cut.
-                    raise ValueError(f'{file}:{number} is not a JSON dict '
-                                     f'({e}).') from e
-    return records
-
-
-def _epoch_to_iter(train: List[dict]):
-    """Map an epoch number to the iteration it ends at, from train logs."""
-    ends: Dict[int, int] = {}
-    for rec in train:
-        if 'epoch' in rec and 'iter' in rec:
-            ends[rec['epoch']] = max(ends.get(rec['epoch'], 0), rec['iter'])
-    if not ends:
-        return None
-    # The last logged iteration of an epoch is its end (LoggerHook logs at
-    # every epoch end); epochs without a training log are extrapolated.
-    last = max(ends)
-    per_epoch = ends[last] / last if last else 0
-
-    def convert(epoch: float) -> float:
-        return ends.get(epoch, epoch * per_epoch)
-
-    return convert
-
-
-def split_series(records: Sequence[dict]) -> Dict[str, Dict[str, Tuple]]:
-    """Group the plottable series of a scalar log by panel.
-
-    Training records (those with a loss or learning rate) give the
-    ``loss`` and ``lr`` panels against their ``iter`` (else ``step``).
-    Every other record holds evaluation results (validation metrics,
-    ``LinearProbeHook``'s ``probe/*``); their numbers form the ``metrics``
-    panel (values within [0, 1]) and the ``other`` panel (anything else,
-    e.g. percentages). They are put on the iteration axis too: mmengine
-    logs by-epoch validation at ``step=epoch``, which is converted to the
-    epoch's last iteration when training was by epoch, while ``probe/*``
-    records are logged at ``step=iteration`` already.
-
-    Args:
-        records (Sequence[dict]): from :func:`load_scalars`.
-
-    Returns:
-        dict: panel → {key: (x ndarray, y ndarray)}; panels without
-        series are left out.
-    """
-    train = [r for r in records
-             if any(_is_loss(k) or _is_lr(k) for k in r)
-             and not any(k.startswith('val/') or k.startswith('test/')
-                         for k in r)]
-    train_ids = {id(r) for r in train}
-    epoch_to_iter = _epoch_to_iter(train)
-    points = defaultdict(lambda: defaultdict(list))
-    for rec in records:
-        is_train = id(rec) in train_ids
-        for key, value in rec.items():
-            if key in _SKIP or not _is_number(value):
-                continue
-            if 'iter' in rec:
-                x = rec['iter']
-            elif (not is_train and epoch_to_iter is not None
-                  and not key.startswith('probe/')):
-                x = epoch_to_iter(rec.get('step', 0))
-            else:
-                x = rec.get('step', 0)
-            if _is_loss(key):
-                panel = 'loss'
-            elif _is_lr(key):
-                panel = 'lr'
-            elif is_train:
-                continue  # grad_norm, momentum...: not asked for
-            else:
-                panel = 'metrics'
-            points[panel][key].append((x, value))
-    series = {}
-    for panel in ('loss', 'lr', 'metrics'):
-        for key, xy in points.get(panel, {}).items():
-            x, y = (np.asarray(v, dtype=float) for v in zip(*xy))
-            if panel == 'metrics' and (y.min() < 0 or y.max() > 1):
-                series.setdefault('other', {})[key] = (x, y)
-            else:
-                series.setdefault(panel, {})[key] = (x, y)
-    return {p: series[p] for p in ('loss', 'lr', 'metrics', 'other')
-            if p in series}
+        try:
+            part = load_json_log(file)
+        except json.JSONDecodeError as e:
+            # The last line of a log still being written may be cut.
+            raise ValueError(f'{file} is not one JSON dict per line '
+                             f'({e}).') from e
+        for mode in log:
+            log[mode] += part[mode]
+    return log
 
 
 _TITLES = {
@@ -175,6 +97,67 @@ _TITLES = {
     'metrics': 'Evaluation',
     'other': 'Other metrics',
 }
+
+
+def split_series(log: Mapping[str, Sequence[dict]]
+                 ) -> Dict[str, Dict[str, Tuple]]:
+    """Group the plottable series of a scalar log by panel.
+
+    Losses form the ``loss`` panel and training learning rates the ``lr``
+    panel. The other numbers of ``val`` records (validation metrics,
+    ``LinearProbeHook``'s ``probe/*``) form the ``metrics`` panel (values
+    within [0, 1]) and the ``other`` panel (anything else, e.g.
+    percentages). Every series is put on the iteration axis: a record's
+    ``iter`` when it has one; mmengine logs by-epoch validation at
+    ``step=epoch``, which is converted to the epoch's last iteration when
+    training was by epoch, while ``probe/*`` records are logged at
+    ``step=iteration`` already.
+
+    Args:
+        log (Mapping[str, Sequence[dict]]): ``train`` and ``val`` records,
+            from :func:`load_scalars` or mmpretrain's ``load_json_log``.
+
+    Returns:
+        dict: panel → {key: (x ndarray, y ndarray)}; panels without
+        series are left out.
+    """
+    # The last logged iteration of an epoch is its end (LoggerHook logs at
+    # every epoch end); epochs without a training log are extrapolated.
+    ends: Dict[int, int] = {}
+    for rec in log['train']:
+        if 'epoch' in rec and 'iter' in rec:
+            ends[rec['epoch']] = max(ends.get(rec['epoch'], 0), rec['iter'])
+    last = max(ends, default=0)
+    per_epoch = ends[last] / last if last else 0
+    points = defaultdict(list)
+    for mode in ('train', 'val'):
+        for rec in log[mode]:
+            for key, value in rec.items():
+                if key in _SKIP or not _is_number(value):
+                    continue
+                if _is_loss(key):
+                    panel = 'loss'
+                elif mode == 'val':
+                    panel = 'metrics'
+                elif _is_lr(key):
+                    panel = 'lr'
+                else:
+                    continue  # grad_norm, momentum...: not asked for
+                step = rec.get('step', 0)
+                if 'iter' in rec:
+                    x = rec['iter']
+                elif mode == 'val' and ends and not key.startswith('probe/'):
+                    x = ends.get(step, step * per_epoch)
+                else:
+                    x = step
+                points[panel, key].append((x, value))
+    series = defaultdict(dict)
+    for (panel, key), xy in points.items():
+        x, y = (np.asarray(v, dtype=float) for v in zip(*xy))
+        if panel == 'metrics' and (y.min() < 0 or y.max() > 1):
+            panel = 'other'
+        series[panel][key] = (x, y)
+    return {p: series[p] for p in _TITLES if p in series}
 
 
 def plot_training_curves(log: LogLike,
@@ -189,8 +172,9 @@ def plot_training_curves(log: LogLike,
     out (see :func:`split_series`).
 
     Args:
-        log (str | Sequence[dict]): a work dir / ``scalars.json`` path (see
-            :func:`find_scalar_logs`) or the records themselves.
+        log (str | Mapping[str, Sequence[dict]]): a work dir /
+            ``scalars.json`` path (see :func:`find_scalar_logs`) or the
+            ``train``/``val`` records of :func:`load_scalars`.
         out_file (str, optional): also save the picture here as PNG.
         runs (str): for a work dir, 'latest' or 'all' runs. Defaults to
             'latest'.
@@ -208,11 +192,13 @@ def plot_training_curves(log: LogLike,
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    records = load_scalars(log, runs) if isinstance(log, str) else list(log)
-    if not all(isinstance(r, dict) for r in records):
-        raise TypeError('`log` must be a path or a list of dicts (one per '
-                        'scalars.json line).')
-    series = split_series(records)
+    if isinstance(log, str):
+        log = load_scalars(log, runs)
+    elif not (isinstance(log, Mapping) and {'train', 'val'} <= set(log)):
+        raise TypeError('`log` must be a path or a dict with `train` and '
+                        '`val` record lists (see load_scalars), but got '
+                        f'{type(log)}.')
+    series = split_series(log)
     if not series:
         raise ValueError(
             'Nothing to plot: the log has no numeric loss, lr or metric '

@@ -14,8 +14,8 @@ def predict_two_views(model: nn.Module, sample: dict) -> Dict:
 
     The sample goes through the model's data preprocessor and
     ``model(inputs, data_samples, mode='predict')`` exactly as in testing;
-    the views are the preprocessed inputs un-normalised with the
-    preprocessor's mean and std (RGB when it has ``to_rgb=True``).
+    the views shown are the packed ones (BGR, as DenseViT pipelines pack
+    them) turned to RGB, i.e. the model's inputs before normalisation.
 
     Args:
         model (nn.Module): a DenseViT model in eval mode.
@@ -43,21 +43,7 @@ def predict_two_views(model: nn.Module, sample: dict) -> Dict:
     batch = default_collate([sample])
     data = model.data_preprocessor(batch, False)
     result = model(data['inputs'], data['data_samples'], mode='predict')[0]
-    preprocessor = model.data_preprocessor
-    mean = getattr(preprocessor, 'mean', None)
-    std = getattr(preprocessor, 'std', None)
-    if not getattr(preprocessor, '_enable_normalize', mean is not None):
-        mean = std = None
-    # DenseViT pipelines pack BGR (like OpenCV loading); the preprocessor
-    # flips to RGB when configured with to_rgb=True.
-    bgr = not getattr(preprocessor, '_channel_conversion', True)
-    views = [
-        to_rgb_image(
-            view[0],
-            None if mean is None else mean.reshape(-1).tolist(),
-            None if std is None else std.reshape(-1).tolist(),
-            bgr=bgr) for view in data['inputs']
-    ]
+    views = [to_rgb_image(view, bgr=True) for view in inputs]
     grid = tuple(int(g) for g in result.metainfo.get(
         'patch_grid', result.patch_feats.shape[-2:]))
     return dict(

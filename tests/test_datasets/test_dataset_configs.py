@@ -65,7 +65,7 @@ def test_synthetic_train_batches_reproducible_with_seed():
 def test_synthetic_probe_dataloaders():
     cfg = load('synthetic_shapes_64px.py')
     seeds = set()
-    for key in ('probe_train_dataloader', 'probe_val_dataloader'):
+    for key in ('probe_dataloader', ):
         loader_cfg = cfg[key]
         seeds.add(loader_cfg.dataset.seed)
         assert loader_cfg.sampler.shuffle is False
@@ -73,8 +73,8 @@ def test_synthetic_probe_dataloaders():
         assert batch['inputs'].shape == (4, 3, 64, 64)
         s = batch['data_samples'][0]
         assert s.gt_mask.shape == (64, 64) and s.gt_label.shape == (1, )
-    # Train, probe-train and probe-val are different images.
-    assert len(seeds | {cfg.train_dataloader.dataset.seed}) == 3
+    # Train and probe are different images.
+    assert len(seeds | {cfg.train_dataloader.dataset.seed}) == 2
 
 
 def test_two_view_recipe_defined_once():

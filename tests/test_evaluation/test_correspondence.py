@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from densevit.evaluation.functional import (correspondence_accuracy,
-                                            correspondence_ground_truth,
-                                            correspondence_hits)
+from densevit.evaluation.functional import (
+    correspondence_ground_truth, correspondence_hits,
+    correspondence_position_prediction, correspondence_random_hits)
 
 GRID = (4, 4)
 FULL = [0., 0., 64., 64.]  # 64 px crop -> 4x4 patches of 16 original px
@@ -12,6 +12,11 @@ FULL = [0., 0., 64., 64.]  # 64 px crop -> 4x4 patches of 16 original px
 def _truth(box1, box2, flip1=False, flip2=False, grid=GRID):
     return correspondence_ground_truth(
         torch.tensor([box1, box2]), torch.tensor([flip1, flip2]), grid)
+
+
+def correspondence_accuracy(pred, gt, valid, grid, tolerance=1):
+    correct, total = correspondence_hits(pred, gt, valid, grid, tolerance)
+    return correct / total if total else float('nan')
 
 
 def _rc(grid=GRID):
@@ -171,3 +176,44 @@ def test_ground_truth_agrees_with_two_view_crop():
             assert dist <= 3, (out['view_boxes'], out['view_flips'], i)
             checked += 1
     assert checked > 200
+
+
+def test_position_prediction_is_right_exactly_for_identical_crops():
+    pred = correspondence_position_prediction(GRID)
+    gt, valid, _ = _truth(FULL, FULL)
+    assert correspondence_hits(pred, gt, valid, GRID, 0) == (16, 16)
+    # View 2 shifted one patch (16 px) right: every truth is one column to
+    # the left of the own cell, so only a tolerance of 1 forgives it.
+    gt, valid, _ = _truth(FULL, [16., 0., 80., 64.])
+    assert correspondence_hits(pred, gt, valid, GRID, 0) == (0, 12)
+    assert correspondence_hits(pred, gt, valid, GRID, 1) == (12, 12)
+    # A flipped identical crop: only a column that maps onto itself or its
+    # neighbour counts (cols 1 and 2 of 0..3, tolerance 1).
+    gt, valid, _ = _truth(FULL, FULL, flip2=True)
+    assert correspondence_hits(pred, gt, valid, GRID, 1) == (8, 16)
+
+
+def test_random_hits_count_the_neighbourhood_exactly():
+    gt, valid, _ = _truth(FULL, FULL)
+    # Tolerance 0: one cell of 16 per patch.
+    expected, total = correspondence_random_hits(gt, valid, GRID, 0)
+    assert total == 16 and expected == pytest.approx(1.0)
+    # Tolerance 1 on 4x4: corners see 4 cells, edges 6, the 4 inner 9.
+    expected, _ = correspondence_random_hits(gt, valid, GRID, 1)
+    assert expected == pytest.approx((4 * 4 + 8 * 6 + 4 * 9) / 16)
+    # Invalid patches are not counted.
+    gt, valid, _ = _truth(FULL, [16., 0., 80., 64.])
+    assert correspondence_random_hits(gt, valid, GRID, 0) == (
+        pytest.approx(12 / 16), 12)
+
+
+def test_random_hits_match_a_monte_carlo_guess():
+    gt, valid, _ = _truth([0., 0., 48., 64.], [8., 4., 72., 60.], flip2=True)
+    g = torch.Generator().manual_seed(0)
+    trials = 4000
+    hits = sum(
+        correspondence_hits(
+            torch.randint(0, 16, (16, ), generator=g), gt, valid, GRID)[0]
+        for _ in range(trials))
+    expected, total = correspondence_random_hits(gt, valid, GRID)
+    assert hits / trials == pytest.approx(expected, rel=0.05)

@@ -1,10 +1,12 @@
+from collections import Counter
+
 import pytest
 import torch
 from mmengine.evaluator import Evaluator
 from mmpretrain.structures import DataSample
 
 from densevit.evaluation import (CorrespondenceAccuracy, DenseProbe,
-                                 KNNAccuracy, LinearProbeAccuracy)
+                                 KNNAccuracy, LinearProbeAccuracy, probe_split)
 from densevit.registry import METRICS
 
 
@@ -32,21 +34,37 @@ def test_correspondence_accuracy_end_to_end_through_evaluator():
     # The Evaluator hands metrics dicts (DataSample.to_dict()).
     evaluator.process(samples)
     metrics = evaluator.evaluate(len(samples))
-    assert metrics['corr_acc_backbone'] == 1.0
+    assert metrics['correspondence/acc_backbone'] == 1.0
     # Dense always predicts patch 15 (row 3, col 3): within 1 patch of the
     # truth only for truths in rows 2-3 and cols 2-3.
     s1 = 4  # identity: truths 10, 11, 14, 15
     # shift+flip: view-1 cols 1-3 -> view-2 cols 3-1; cols 3, 2 in rows 2-3
     s2 = 4
-    assert metrics['corr_acc_dense'] == pytest.approx((s1 + s2) / (16 + 12))
+    assert metrics['correspondence/acc_dense'] == pytest.approx(
+        (s1 + s2) / (16 + 12))
+    # Own cell: all 16 right for the identity crop; after shift+flip view-1
+    # col c lands on view-2 col 4 - c, within 1 of c only for c = 2.
+    assert metrics['correspondence/acc_position_baseline'] == pytest.approx(
+        (16 + 4) / (16 + 12))
+    # Uniform guess, tolerance 1 on 4x4: a cell's neighbourhood holds
+    # (2 or 3 rows) x (2 or 3 cols) cells. Identity: all 16 truths,
+    # 100 cells in all; shift+flip: rows 0-3 (2+3+3+2) x cols 1-3 (3+3+2).
+    assert metrics['correspondence/acc_random_baseline'] == pytest.approx(
+        (100 / 16 + 10 * 8 / 16) / (16 + 12))
 
 
 def test_correspondence_accuracy_accepts_datasamples_directly():
     metric = METRICS.build(dict(type='CorrespondenceAccuracy', tolerance=0))
     sample = _corr_sample([0., 0., 64., 64.], dense_pred=torch.arange(16))
     metric.process(None, [sample])
-    assert metric.evaluate(1) == dict(
-        corr_acc_backbone=1.0, corr_acc_dense=1.0)
+    assert metric.evaluate(1) == {
+        'correspondence/acc_backbone': 1.0,
+        'correspondence/acc_dense': 1.0,
+        'correspondence/acc_position_baseline': 1.0,
+        'correspondence/acc_random_baseline': pytest.approx(1 / 16)
+    }
+    with pytest.raises(ValueError, match='CorrespondenceAccuracy: toleran'):
+        CorrespondenceAccuracy(tolerance=-1)
 
 
 def test_correspondence_accuracy_missing_boxes_raises():
@@ -96,6 +114,23 @@ def test_dense_probe_end_to_end():
     assert metric.results == []  # evaluate() clears them
 
 
+def test_dense_probe_chance_is_the_majority_class_everywhere():
+    samples = _seg_samples(8, num_classes=2)
+    cells = torch.zeros(4, 4, dtype=torch.long)
+    cells[:1] = 1  # 12 patches of class 0, 4 of class 1, in every image
+    for s in samples:
+        s.gt_mask = cells.repeat_interleave(8, 0).repeat_interleave(8, 1)
+        s.patch_feats = torch.nn.functional.one_hot(cells, 2).permute(
+            2, 0, 1).float()
+    metric = DenseProbe(num_classes=2)
+    metric.process(None, samples)
+    metrics = metric.evaluate(8)
+    assert metrics['dense_probe/mIoU'] == 1.0
+    # Class 0 everywhere: 12 of 16 right; IoU 12/16 for class 0, 0 for 1.
+    assert metrics['dense_probe/pixel_acc_chance'] == pytest.approx(0.75)
+    assert metrics['dense_probe/mIoU_chance'] == pytest.approx(0.375)
+
+
 def test_dense_probe_random_features_low():
     metric = DenseProbe(num_classes=4)
     metric.process(None, _seg_samples(16, encode=False))
@@ -127,6 +162,8 @@ def test_dense_probe_bad_inputs():
         DenseProbe(num_classes=4).process(None, [unmasked])
     with pytest.raises(ValueError, match='num_classes'):
         DenseProbe(num_classes=1)
+    with pytest.raises(ValueError, match='DenseProbe: max_iter'):
+        DenseProbe(num_classes=4, max_iter=0)
 
 
 def _cls_samples(n_per_class, num_classes=3, labelled=True, shuffle=False):
@@ -145,11 +182,32 @@ def _cls_samples(n_per_class, num_classes=3, labelled=True, shuffle=False):
     return samples
 
 
+def _chance(samples, train_fraction=0.5, seed=0):
+    """Majority-class share of the scored samples, counted by hand."""
+    _, scored = probe_split(len(samples), train_fraction, seed)
+    counts = Counter(int(samples[i].gt_label) for i in scored.tolist())
+    return max(counts.values()) / len(scored)
+
+
 def test_knn_accuracy_end_to_end():
     evaluator = Evaluator(dict(type='KNNAccuracy', k=5, _scope_='densevit'))
     samples = _cls_samples(10)
     evaluator.process(samples)
-    assert evaluator.evaluate(len(samples)) == {'knn/top1': 1.0}
+    assert evaluator.evaluate(len(samples)) == {
+        'knn/top1': 1.0,
+        'knn/chance': pytest.approx(_chance(samples))
+    }
+
+
+def test_chance_is_the_majority_share_of_the_scored_samples():
+    # 3 of class 0 for each of class 1 and 2: the scored share is mostly 0.
+    samples = _cls_samples(12)
+    for i, s in enumerate(samples):
+        s.set_gt_label(0 if i % 5 else 1 + i % 2)
+    metric = LinearProbeAccuracy(num_classes=3, max_iter=5)
+    metric.process(None, samples)
+    chance = metric.evaluate(len(samples))['linear_probe/chance']
+    assert chance == pytest.approx(_chance(samples)) and chance > 0.6
 
 
 def test_knn_accuracy_shuffled_labels_low():
@@ -164,6 +222,10 @@ def test_knn_accuracy_bad_inputs():
         KNNAccuracy().process(None, _cls_samples(1, labelled=False))
     with pytest.raises(ValueError, match='train_fraction'):
         KNNAccuracy(train_fraction=0)
+    with pytest.raises(ValueError, match='KNNAccuracy: k must'):
+        KNNAccuracy(k=0)
+    with pytest.raises(ValueError, match='KNNAccuracy: temperature'):
+        KNNAccuracy(temperature=0)
     metric = KNNAccuracy()
     metric.process(None, _cls_samples(1, num_classes=1))
     with pytest.raises(ValueError, match='at least 2 samples'):
@@ -175,7 +237,10 @@ def test_linear_probe_accuracy_separable_vs_shuffled():
         dict(type='LinearProbeAccuracy', _scope_='densevit'))
     samples = _cls_samples(10)
     evaluator.process(samples)
-    assert evaluator.evaluate(len(samples)) == {'linear_probe/top1': 1.0}
+    assert evaluator.evaluate(len(samples)) == {
+        'linear_probe/top1': 1.0,
+        'linear_probe/chance': pytest.approx(_chance(samples))
+    }
     metric = LinearProbeAccuracy(num_classes=3)
     shuffled = _cls_samples(30, shuffle=True)
     metric.process(None, shuffled)
@@ -221,7 +286,10 @@ def test_metrics_on_densevit_predictions(tiny_model_cfg):
         evaluator.process(model(**data, mode='predict'), batch)
     metrics = evaluator.evaluate(len(dataset))
     assert set(metrics) == {
-        'corr_acc_backbone', 'corr_acc_dense', 'dense_probe/mIoU',
-        'dense_probe/pixel_acc', 'knn/top1'
+        'correspondence/acc_backbone', 'correspondence/acc_dense',
+        'correspondence/acc_position_baseline',
+        'correspondence/acc_random_baseline', 'dense_probe/mIoU',
+        'dense_probe/pixel_acc', 'dense_probe/mIoU_chance',
+        'dense_probe/pixel_acc_chance', 'knn/top1', 'knn/chance'
     }
     assert all(0.0 <= v <= 1.0 for v in metrics.values())

@@ -22,10 +22,7 @@ model = dict(
 train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(num_samples=40))
-probe_train_dataloader = dict(
-    batch_size=16, num_workers=0, persistent_workers=False,
-    dataset=dict(num_samples=32))
-probe_val_dataloader = dict(
+probe_dataloader = dict(
     batch_size=16, num_workers=0, persistent_workers=False,
     dataset=dict(num_samples=32))
 test_dataloader = dict(
@@ -50,7 +47,10 @@ def test_train_resume_test(tmp_path):
 
     log = run_tool(train, str(config), '--work-dir', str(work_dir),
                    '--cfg-options', 'train_cfg.max_epochs=1', cwd=tmp_path)
-    assert 'loss_dense' in log and 'LinearProbeHook' in log
+    assert 'loss_dense' in log
+    # The hook logs tools/test.py's metric names.
+    assert 'ProbeHook (epoch 1): correspondence/acc_backbone' in log
+    assert 'linear_probe/top1' in log and 'linear_probe/chance' in log
     first = work_dir / 'epoch_1.pth'
     assert first.exists()
     # Stock weights-only loading reads what the project writes.
@@ -74,10 +74,20 @@ def test_train_resume_test(tmp_path):
                    str(work_dir / 'epoch_2.pth'), '--work-dir',
                    str(work_dir), '--out', str(out), cwd=tmp_path)
     metrics = json.loads(out.read_text())
-    for key in ('corr_acc_backbone', 'corr_acc_dense', 'dense_probe/mIoU',
-                'knn/top1'):
+    for key in ('correspondence/acc_backbone', 'correspondence/acc_dense',
+                'correspondence/acc_position_baseline',
+                'correspondence/acc_random_baseline', 'dense_probe/mIoU',
+                'dense_probe/mIoU_chance', 'knn/top1', 'knn/chance',
+                'linear_probe/top1', 'linear_probe/chance'):
         assert 0.0 <= metrics[key] <= 1.0, key
-    assert 'corr_acc_backbone' in log
+    # The table puts each quantity beside its references.
+    position = metrics['correspondence/acc_position_baseline']
+    assert any('correspondence/acc_backbone' in line
+               and f'position {position:.4f}' in line
+               for line in log.splitlines())
+    chance = metrics['linear_probe/chance']
+    assert any('linear_probe/top1' in line and f'chance {chance:.4f}' in line
+               for line in log.splitlines())
 
 
 def test_train_rejects_bad_config(tmp_path):

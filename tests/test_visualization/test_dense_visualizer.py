@@ -51,7 +51,8 @@ def test_add_correspondences_and_curves(tmp_path):
     np.testing.assert_array_equal(saved, picture)
     assert ((saved == (0, 255, 0)).all(-1)).sum() > 0
 
-    log = [dict(loss=1.0 / i, lr=0.1, iter=i, step=i) for i in range(1, 5)]
+    log = dict(train=[dict(loss=1.0 / i, lr=0.1, iter=i, step=i)
+                      for i in range(1, 5)], val=[])
     curves = vis.add_training_curves('curves', log, step=2)
     saved = read_png(tmp_path / 'vis_data' / 'vis_image' / 'curves_2.png')
     np.testing.assert_array_equal(saved, curves)

@@ -32,6 +32,11 @@ def write_log(run_dir, records):
     return path
 
 
+def as_log(tmp_path, records):
+    """The records as load_scalars reads them back from a scalars.json."""
+    return load_scalars(str(write_log(tmp_path / 'run', records)))
+
+
 def full_log():
     records = train_records()
     # LinearProbeHook logs at step = iteration; by-epoch validation at
@@ -59,8 +64,11 @@ def test_curves_png_from_a_work_dir(tmp_path):
     assert non_white > 0.02 and coloured > 0.001
 
 
-def test_series_are_split_by_panel_and_put_on_iterations():
-    series = split_series(full_log())
+def test_series_are_split_by_panel_and_put_on_iterations(tmp_path):
+    log = as_log(tmp_path, full_log())
+    # mmpretrain's load_json_log: records with an lr are training logs.
+    assert len(log['train']) == 4 and len(log['val']) == 3
+    series = split_series(log)
     assert list(series) == ['loss', 'lr', 'metrics', 'other']
     assert set(series['loss']) == {'loss', 'loss_global', 'loss_dense'}
     assert set(series['metrics']) == {
@@ -84,14 +92,16 @@ def test_missing_keys_are_skipped(tmp_path):
     losses_only = train_records()
     for rec in losses_only:
         del rec['lr']
+    losses_only = as_log(tmp_path / 'a', losses_only)
     series = split_series(losses_only)
     assert list(series) == ['loss']
     assert 'loss_cls' not in series['loss']
     small = plot_training_curves(losses_only)
-    large = plot_training_curves(full_log())
+    large = plot_training_curves(as_log(tmp_path / 'b', full_log()))
     # One panel instead of four (two rows of two).
     assert small.shape[0] < large.shape[0] and small.shape[1] < large.shape[1]
-    assert 'loss_cls' in split_series(train_records(loss_cls=True))['loss']
+    with_cls = as_log(tmp_path / 'c', train_records(loss_cls=True))
+    assert 'loss_cls' in split_series(with_cls)['loss']
 
 
 def test_runs_and_errors(tmp_path):
@@ -99,14 +109,25 @@ def test_runs_and_errors(tmp_path):
     resumed = [dict(r, iter=r['iter'] + 20, step=r['step'] + 20)
                for r in train_records()]
     write_log(tmp_path / '20240102_000000', resumed)
-    assert len(load_scalars(str(tmp_path))) == 4  # the newest run
-    assert len(load_scalars(str(tmp_path), runs='all')) == 8
+    latest = load_scalars(str(tmp_path))
+    assert [r['iter'] for r in latest['train']] == [25, 30, 35, 40]
+    joined = load_scalars(str(tmp_path), runs='all')
+    assert [r['iter'] for r in joined['train']] == list(range(5, 41, 5))
     # A run folder and the file itself work too.
-    assert len(load_scalars(str(tmp_path / '20240101_000000'))) == 4
+    run = tmp_path / '20240101_000000'
+    assert load_scalars(str(run)) == load_scalars(
+        str(run / 'vis_data' / 'scalars.json'))
+    assert len(load_scalars(str(run))['train']) == 4
 
     with pytest.raises(FileNotFoundError, match='scalars.json'):
         load_scalars(str(tmp_path / 'missing'))
     with pytest.raises(ValueError, match='Nothing to plot'):
-        plot_training_curves([{'step': 1, 'time': 0.1}])
+        plot_training_curves(dict(train=[], val=[{'step': 1, 'time': 0.1}]))
+    with pytest.raises(TypeError, match='load_scalars'):
+        plot_training_curves([{'loss': 1.0, 'step': 1}])
+    cut = write_log(tmp_path / 'cut', train_records())
+    cut.write_text(cut.read_text()[:-20])
+    with pytest.raises(ValueError, match='one JSON dict per line'):
+        load_scalars(str(cut))
     with pytest.raises(ValueError, match='runs'):
         load_scalars(str(tmp_path), runs='first')

@@ -2,8 +2,11 @@
 
 ``python tools/visualization/plot_curves.py WORK_DIR_OR_SCALARS_JSON``
 reads MMEngine's ``<work_dir>/<timestamp>/vis_data/scalars.json`` (the
-newest run; ``--runs all`` joins resumed runs) and saves ``--out``. With
-``--config`` the picture also goes to that config's vis backends.
+newest run; ``--runs all`` joins resumed runs) with mmpretrain's
+``load_json_log`` and saves ``--out``. Unlike mmpretrain's
+``analyze_logs.py plot_curve``, no ``--keys`` are needed: every loss, the
+learning rate and every metric get a panel. With ``--config`` the picture
+also goes to that config's vis backends.
 """
 import argparse
 import os

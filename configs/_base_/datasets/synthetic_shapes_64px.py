@@ -1,5 +1,5 @@
 # SyntheticShapes at 64 px (4x4 ViT patch grid): generated in memory, no
-# files needed. Train on seed 0; the probe splits use other seeds.
+# files needed. Train on seed 0; the probe split uses another seed.
 _base_ = ['./two_view_pipeline.py']
 
 dataset_type = 'SyntheticShapes'
@@ -29,7 +29,8 @@ probe_pipeline = [
     dict(type='PackDenseInputs'),
 ]
 
-probe_train_dataloader = dict(
+# ProbeHook's split (its metrics fit on a seeded half, score the other).
+probe_dataloader = dict(
     _base_.eval_loader_defaults,
     dataset=dict(
         type=dataset_type,
@@ -37,16 +38,5 @@ probe_train_dataloader = dict(
         img_size=img_size,
         num_classes=num_classes,
         seed=1,
-        test_mode=True,
-        pipeline=probe_pipeline))
-
-probe_val_dataloader = dict(
-    _base_.eval_loader_defaults,
-    dataset=dict(
-        type=dataset_type,
-        num_samples=1024,
-        img_size=img_size,
-        num_classes=num_classes,
-        seed=2,
         test_mode=True,
         pipeline=probe_pipeline))

@@ -14,7 +14,8 @@ two_view_crop = dict(
     ratio=(3. / 4., 4. / 3.),
     flip_prob=0.5)
 
-# MoCo v2 photometric augmentations, drawn independently for each view.
+# MoCo v2 photometric augmentations, drawn independently for each view
+# (ViewwiseTransforms is mmpretrain's ApplyToList over the views).
 # RandomColorJitter is DenseViT's (mmpretrain's ColorJitter crashes on hue
 # under numpy 2); RandomGrayscale is mmcv's, GaussianBlur mmpretrain's
 # (sigma uniform in [0.1, 2.0]). For BYOL-style solarisation append

@@ -13,10 +13,14 @@ class ResizeWithMask(BaseTransform):
     """Resize ``img`` (bilinear by default) and ``gt_seg_map`` (nearest) to a
     fixed size, for single-view probe / evaluation pipelines.
 
-    mmpretrain's ``Resize`` and ``CenterCrop`` leave ``gt_seg_map`` alone;
-    this keeps the mask aligned with the image (same pixel-centre mapping,
-    see :func:`resize_view`). The aspect ratio is not kept: every image
-    becomes ``size``, so every sample has the same ViT patch grid.
+    mmcv's ``Resize`` resizes ``gt_seg_map`` too, but with OpenCV's
+    INTER_NEAREST, which takes input pixel ``floor(j * in / out)`` and so
+    shifts the mask by up to half an output pixel against the image. This
+    transform resizes both with the pixel-centre mapping of
+    :func:`resize_view` (the one :class:`TwoViewCrop` uses), so mask and
+    image stay aligned, and shrinks the image with area averaging rather
+    than aliasing bilinear sampling. The aspect ratio is not kept: every
+    image becomes ``size``, so every sample has the same ViT patch grid.
 
     **Required keys:** ``img`` (one array). **Optional:** ``gt_seg_map``.
     **Modified keys:** ``img``, ``gt_seg_map``, ``img_shape``.

@@ -1,16 +1,21 @@
 """ViewwiseTransforms: apply a photometric pipeline to every view."""
-from typing import Callable, List, Sequence, Union
+from typing import Callable, Sequence, Union
 
-import numpy as np
-from mmcv.transforms import BaseTransform
+from mmcv.transforms import Compose
+from mmpretrain.datasets.transforms import ApplyToList
 
 from densevit.registry import TRANSFORMS
 
 
+def _view_sizes(views) -> list:
+    return [v.shape[:2] for v in (views if isinstance(views, list) else
+                                  [views])]
+
+
 @TRANSFORMS.register_module()
-class ViewwiseTransforms(BaseTransform):
-    """Run a list of transforms on each view of ``results['img']``
-    independently (fresh random draws per view).
+class ViewwiseTransforms(ApplyToList):
+    """mmpretrain's ``ApplyToList`` over the views in ``results['img']``:
+    every view runs the transforms with its own random draws.
 
     Meant for photometric augmentations after :class:`TwoViewCrop`, e.g. the
     MoCo v2 recipe::
@@ -24,16 +29,11 @@ class ViewwiseTransforms(BaseTransform):
                  magnitude_std='inf', prob=0.5),
         ])
 
-    (``RandomGrayscale`` is mmcv's, ``GaussianBlur`` and ``Solarize`` are
-    mmpretrain's; they are numpy-2 safe. Add e.g.
-    ``dict(type='Solarize', thr=128, prob=0.2)`` for the BYOL-style
-    solarisation.)
-
-    Each view gets its own results dict holding ``img``, ``img_shape`` and
-    its ``gt_seg_map`` when present; only ``img`` is written back. A
-    transform that changes a view's size would silently invalidate
-    ``view_boxes``, so it raises instead: geometric transforms belong in
-    :class:`TwoViewCrop`.
+    Each view goes through the transforms in a copy of ``results`` whose
+    ``img`` is that view; only ``img`` is collected back into a list, the
+    other keys are kept from the first copy. A transform that changes a
+    view's size would silently invalidate ``view_boxes``, so it raises
+    instead: geometric transforms belong in :class:`TwoViewCrop`.
 
     **Required keys:** ``img`` (list of arrays, or one array = one view).
     **Modified keys:** ``img``.
@@ -50,43 +50,27 @@ class ViewwiseTransforms(BaseTransform):
             raise TypeError('`transforms` must be a list of transform '
                             f'configs, but got {type(transforms)}. Fix: '
                             'transforms=[dict(type=...), ...].')
-        self.transforms: List[Callable] = [
+        super().__init__(transforms=[], scatter_key='img', collate_keys=[])
+        # ApplyToList builds from mmpretrain's registry, which finds
+        # DenseViT's transforms (RandomColorJitter) only under the 'densevit'
+        # default scope; DenseViT's registry finds them in any scope.
+        self.transforms = Compose([
             TRANSFORMS.build(t) if isinstance(t, dict) else t
             for t in transforms
-        ]
-
-    def _apply(self, view: np.ndarray, seg) -> np.ndarray:
-        sub = dict(img=view, img_shape=view.shape[:2])
-        if seg is not None:
-            sub['gt_seg_map'] = seg
-        for t in self.transforms:
-            sub = t(sub)
-            if sub is None:
-                raise RuntimeError(
-                    f'{t!r} returned None inside ViewwiseTransforms; '
-                    'per-view transforms must not drop samples.')
-        out = sub['img']
-        if out.shape[:2] != view.shape[:2]:
-            raise ValueError(
-                f'A transform in ViewwiseTransforms changed a view from '
-                f'{view.shape[:2]} to {out.shape[:2]}, which would make '
-                '`view_boxes` wrong. Fix: do geometric changes (crop, resize, '
-                'flip) in TwoViewCrop and keep only photometric transforms '
-                'here.')
-        return out
+        ])
 
     def transform(self, results: dict) -> dict:
         """Augment every view with independent random draws."""
-        imgs = results['img']
-        single = isinstance(imgs, np.ndarray)
-        views = [imgs] if single else list(imgs)
-        segs = results.get('gt_seg_map', None)
-        if segs is None or isinstance(segs, np.ndarray):
-            segs = [segs] * len(views)
-        out = [self._apply(v, s) for v, s in zip(views, segs)]
-        results['img'] = out[0] if single else out
+        before = _view_sizes(results['img'])
+        results = super().transform(results)
+        after = _view_sizes(results['img'])
+        if after != before:
+            raise ValueError(
+                f'A transform in ViewwiseTransforms changed the view sizes '
+                f'from {before} to {after}, which would make `view_boxes` '
+                'wrong. Fix: do geometric changes (crop, resize, flip) in '
+                'TwoViewCrop and keep only photometric transforms here.')
         return results
 
     def __repr__(self) -> str:
-        inner = ', '.join(repr(t) for t in self.transforms)
-        return f'{self.__class__.__name__}(transforms=[{inner}])'
+        return f'{self.__class__.__name__}(transforms={self.transforms!r})'

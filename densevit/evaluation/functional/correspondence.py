@@ -122,8 +122,6 @@ def correspondence_hits(pred: Tensor,
         tuple[int, int]: (correct, number of valid patches).
     """
     _, w = _check_grid(grid_hw)
-    if tolerance < 0:
-        raise ValueError(f'tolerance must be >= 0, but got {tolerance}.')
     pred = torch.as_tensor(pred).reshape(-1).long().cpu()
     gt = torch.as_tensor(gt).reshape(-1).long().cpu()
     valid = torch.as_tensor(valid).reshape(-1).bool().cpu()
@@ -137,23 +135,51 @@ def correspondence_hits(pred: Tensor,
     return int(correct.sum()), int(valid.sum())
 
 
-def correspondence_accuracy(pred: Tensor,
-                            gt: Tensor,
-                            valid: Tensor,
-                            grid_hw: Sequence[int],
-                            tolerance: int = 1) -> float:
-    """Share of valid patches matched within ``tolerance`` (Chebyshev).
+def correspondence_position_prediction(grid_hw: Sequence[int]) -> Tensor:
+    """The geometry-only guess: every view-1 patch matched to its own cell.
+
+    View-1 patch ``i`` (row-major) is predicted to be view-2 patch ``i`` (the
+    same ``(row, col)``), which is right whenever the two crops coincide; it
+    is the baseline a feature matcher has to beat.
 
     Args:
-        pred (Tensor): ``(S,)`` predicted view-2 patch index per view-1 patch.
+        grid_hw (Sequence[int]): ``(H, W)`` patch grid of both views.
+
+    Returns:
+        Tensor: ``(H * W,)`` long, ``arange(H * W)``.
+    """
+    h, w = _check_grid(grid_hw)
+    return torch.arange(h * w)
+
+
+def correspondence_random_hits(gt: Tensor,
+                               valid: Tensor,
+                               grid_hw: Sequence[int],
+                               tolerance: int = 1) -> Tuple[float, int]:
+    """Expected hits of a uniformly random view-2 patch per valid patch.
+
+    For a view-1 patch whose truth is view-2 cell ``(r, c)``, a uniform
+    guess is correct with probability (cells of the view-2 grid within
+    Chebyshev ``tolerance`` of ``(r, c)``) / ``H * W``; the sum over valid
+    patches is the expected number of hits, exactly (no sampling).
+
+    Args:
         gt (Tensor): ``(S,)`` true view-2 patch index.
         valid (Tensor): ``(S,)`` bool, which patches have a truth.
         grid_hw (Sequence[int]): ``(H, W)`` of the view-2 patch grid.
         tolerance (int): largest Chebyshev distance counted as correct.
-            Defaults to 1 (the true patch or one of its 8 neighbours).
 
     Returns:
-        float: accuracy in ``[0, 1]``; ``nan`` when no patch is valid.
+        tuple[float, int]: (expected correct, number of valid patches).
     """
-    correct, total = correspondence_hits(pred, gt, valid, grid_hw, tolerance)
-    return correct / total if total else float('nan')
+    h, w = _check_grid(grid_hw)
+    gt = torch.as_tensor(gt).reshape(-1).long().cpu()
+    valid = torch.as_tensor(valid).reshape(-1).bool().cpu()
+    gt = gt[valid]
+    rows, cols = gt // w, gt % w
+    # Neighbourhood size, clipped at the grid border.
+    n_rows = (rows + tolerance).clamp(max=h - 1) - (rows - tolerance).clamp(
+        min=0) + 1
+    n_cols = (cols + tolerance).clamp(max=w - 1) - (cols - tolerance).clamp(
+        min=0) + 1
+    return float((n_rows * n_cols).sum()) / (h * w), int(gt.numel())

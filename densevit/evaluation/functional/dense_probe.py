@@ -8,12 +8,10 @@ structure that happens to cross its centre. The probe (a linear classifier
 per patch feature, :func:`fit_linear_probe`) is scored on the patch grid,
 so mIoU and pixel accuracy are patch-level, not full-resolution.
 """
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Sequence
 
 import torch
 from torch import Tensor
-
-from .linear_probe import fit_linear_probe
 
 
 def masks_to_patch_labels(masks: Tensor,
@@ -109,65 +107,3 @@ def mean_iou(pred: Tensor,
         mIoU=iou[union > 0].mean().item(),
         pixel_acc=(tp.sum() / confusion.sum()).item(),
         per_class_iou=iou.float())
-
-
-def _patch_rows(feats: Tensor, masks: Tensor, num_classes: int,
-                ignore_index: int, name: str) -> Tuple[Tensor, Tensor]:
-    """Flatten (N, C, H, W) features and (N, h, w) masks to labelled rows."""
-    feats = torch.as_tensor(feats)
-    masks = torch.as_tensor(masks)
-    if feats.dim() != 4:
-        raise ValueError(f'{name} features must be (N, C, H, W), but got '
-                         f'shape {tuple(feats.shape)}.')
-    if masks.dim() != 3 or masks.shape[0] != feats.shape[0]:
-        raise ValueError(
-            f'{name} masks must be (N, h, w) with N = {feats.shape[0]} (one '
-            f'per feature map), but got shape {tuple(masks.shape)}.')
-    labels = masks_to_patch_labels(masks, feats.shape[-2:], num_classes,
-                                   ignore_index)
-    rows = feats.detach().float().permute(0, 2, 3,
-                                          1).reshape(-1, feats.shape[1])
-    return rows, labels.reshape(-1)
-
-
-def dense_probe_miou(train_feats: Tensor,
-                     train_masks: Tensor,
-                     test_feats: Tensor,
-                     test_masks: Tensor,
-                     num_classes: int,
-                     ignore_index: int = 255,
-                     weight_decay: float = 1e-4,
-                     max_iter: int = 100) -> Dict[str, object]:
-    """Fit a per-patch linear classifier on train, score mIoU on test.
-
-    Args:
-        train_feats (Tensor): ``(N, C, H, W)`` patch features.
-        train_masks (Tensor): ``(N, h, w)`` class masks (see
-            :func:`masks_to_patch_labels` for the downsampling).
-        test_feats (Tensor): ``(M, C, H', W')`` patch features.
-        test_masks (Tensor): ``(M, h', w')`` class masks.
-        num_classes (int): segmentation classes (background included).
-        ignore_index (int): mask label to ignore. Defaults to 255.
-        weight_decay (float): see :func:`fit_linear_probe`.
-        max_iter (int): see :func:`fit_linear_probe`.
-
-    Returns:
-        dict: ``mIoU``, ``pixel_acc`` (floats in ``[0, 1]``, on the patch
-        grid) and ``per_class_iou``.
-    """
-    x, y = _patch_rows(train_feats, train_masks, num_classes, ignore_index,
-                       'train')
-    test_x, test_y = _patch_rows(test_feats, test_masks, num_classes,
-                                 ignore_index, 'test')
-    if test_x.shape[1] != x.shape[1]:
-        raise ValueError(
-            f'train and test features have different channels ({x.shape[1]} '
-            f'vs {test_x.shape[1]}).')
-    keep = y != ignore_index
-    if not keep.any():
-        raise ValueError('The dense probe training split has no labelled '
-                         'patch: every mask pixel is ignore_index.')
-    classifier = fit_linear_probe(x[keep], y[keep], num_classes, weight_decay,
-                                  max_iter)
-    pred = classifier.predict(test_x)
-    return mean_iou(pred, test_y, num_classes, ignore_index)

@@ -25,8 +25,10 @@ def knn_predict(train_x: Tensor,
         train_y (Tensor): ``(N,)`` labels in ``[0, num_classes)``.
         test_x (Tensor): ``(M, C)`` test features.
         num_classes (int): number of classes.
-        k (int): neighbours; clipped to N. Defaults to 20.
-        temperature (float): vote temperature T. Defaults to 0.07.
+        k (int): neighbours (>= 1, checked by the caller that takes it from
+            the user); clipped to N. Defaults to 20.
+        temperature (float): vote temperature T (> 0, likewise). Defaults
+            to 0.07.
         chunk_size (int): test rows per similarity block. Defaults to 256.
 
     Returns:
@@ -40,10 +42,6 @@ def knn_predict(train_x: Tensor,
         raise ValueError(
             f'test features must be (M, {train_x.shape[1]}) like the '
             f'training features, but got shape {tuple(test_x.shape)}.')
-    if k < 1:
-        raise ValueError(f'k must be >= 1, but got {k}.')
-    if temperature <= 0:
-        raise ValueError(f'temperature must be > 0, but got {temperature}.')
     if chunk_size < 1:
         raise ValueError(f'chunk_size must be >= 1, but got {chunk_size}.')
 

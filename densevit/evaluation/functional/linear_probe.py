@@ -4,8 +4,6 @@ Full-batch L-BFGS from zero weights on standardised features. The problem
 is convex and starts from a fixed point, so the fit is deterministic (no
 random init, no data order) and needs no learning-rate tuning.
 """
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,8 +24,6 @@ def check_features_labels(x: Tensor,
     if y.numel() == 0:
         raise ValueError(f'The {name} split is empty: the probe needs at '
                          'least one labelled sample in it.')
-    if num_classes < 2:
-        raise ValueError(f'num_classes must be >= 2, but got {num_classes}.')
     if int(y.min()) < 0 or int(y.max()) >= num_classes:
         raise ValueError(
             f'{name} labels must lie in [0, num_classes={num_classes}), but '
@@ -82,8 +78,9 @@ def fit_linear_probe(train_x: Tensor,
         train_x (Tensor): ``(N, C)`` features.
         train_y (Tensor): ``(N,)`` integer labels in ``[0, num_classes)``.
         num_classes (int): number of classes.
-        weight_decay (float): L2 penalty on the weights. Defaults to 1e-4.
-        max_iter (int): L-BFGS iterations. Defaults to 100.
+        weight_decay (float): L2 penalty on the weights (>= 0; the metrics
+            check it where it is configured). Defaults to 1e-4.
+        max_iter (int): L-BFGS iterations (>= 1, likewise). Defaults to 100.
 
     Returns:
         LinearProbeClassifier: call it for logits, ``.predict`` for labels.
@@ -97,10 +94,6 @@ def fit_linear_probe(train_x: Tensor,
             f'({int(train_y[0])}); a classifier cannot be fitted on it. Use '
             'a probe split (or a larger train_fraction / max_samples) that '
             'contains at least two classes.')
-    if weight_decay < 0:
-        raise ValueError(f'weight_decay must be >= 0, got {weight_decay}.')
-    if max_iter < 1:
-        raise ValueError(f'max_iter must be >= 1, got {max_iter}.')
 
     x = train_x.detach().float()
     mean = x.mean(dim=0)
@@ -135,15 +128,13 @@ def fit_linear_probe(train_x: Tensor,
     return LinearProbeClassifier(mean, std, linear).eval()
 
 
-def linear_probe_top1(
-        train_x: Tensor,
-        train_y: Tensor,
-        test_x: Tensor,
-        test_y: Tensor,
-        num_classes: int,
-        weight_decay: float = 1e-4,
-        max_iter: int = 100,
-        classifier: Optional[LinearProbeClassifier] = None) -> float:
+def linear_probe_top1(train_x: Tensor,
+                      train_y: Tensor,
+                      test_x: Tensor,
+                      test_y: Tensor,
+                      num_classes: int,
+                      weight_decay: float = 1e-4,
+                      max_iter: int = 100) -> float:
     """Top-1 accuracy in ``[0, 1]`` of a linear probe fitted on train.
 
     Args:
@@ -154,8 +145,6 @@ def linear_probe_top1(
         num_classes (int): number of classes.
         weight_decay (float): see :func:`fit_linear_probe`.
         max_iter (int): see :func:`fit_linear_probe`.
-        classifier (LinearProbeClassifier, optional): an already fitted
-            probe; when given, train_x/train_y are not used.
 
     Returns:
         float: top-1 accuracy on the test split.
@@ -163,8 +152,7 @@ def linear_probe_top1(
     test_x = torch.as_tensor(test_x)
     test_y = torch.as_tensor(test_y).long()
     check_features_labels(test_x, test_y, num_classes, name='test')
-    if classifier is None:
-        classifier = fit_linear_probe(train_x, train_y, num_classes,
-                                      weight_decay, max_iter)
+    classifier = fit_linear_probe(train_x, train_y, num_classes, weight_decay,
+                                  max_iter)
     pred = classifier.predict(test_x.float())
     return (pred == test_y.to(pred.device)).float().mean().item()

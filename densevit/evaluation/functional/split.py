@@ -1,5 +1,5 @@
-"""Deterministic train/test split of collected probe samples."""
-from typing import Tuple
+"""Deterministic fit/score split of probe samples, and its chance level."""
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -17,17 +17,14 @@ def probe_split(num_samples: int,
 
     Args:
         num_samples (int): number of collected samples (>= 2).
-        train_fraction (float): share used to fit the probe, in (0, 1).
-            At least one sample lands on each side. Defaults to 0.5.
+        train_fraction (float): share used to fit the probe, in (0, 1)
+            (checked by the metric that takes it). At least one sample lands
+            on each side. Defaults to 0.5.
         seed (int): permutation seed. Defaults to 0.
 
     Returns:
         tuple[Tensor, Tensor]: sorted train and test indices.
     """
-    if not 0 < train_fraction < 1:
-        raise ValueError('train_fraction must be in (0, 1) (the share of '
-                         'samples the probe is fitted on), but got '
-                         f'{train_fraction}.')
     if num_samples < 2:
         raise ValueError(
             f'A probe needs at least 2 samples (one to fit, one to score), '
@@ -37,3 +34,30 @@ def probe_split(num_samples: int,
     num_train = min(
         max(round(num_samples * train_fraction), 1), num_samples - 1)
     return perm[:num_train].sort().values, perm[num_train:].sort().values
+
+
+def majority_class(labels: Tensor,
+                   ignore_index: Optional[int] = None) -> Tuple[int, float]:
+    """The most frequent label and its frequency: the best constant guess.
+
+    Its frequency is the chance level a probe scored on ``labels`` has to
+    beat (a probe that ignored its features could reach it by always
+    answering this class).
+
+    Args:
+        labels (Tensor): integer labels, any shape.
+        ignore_index (int, optional): label left out of the count.
+
+    Returns:
+        tuple[int, float]: (class id, its share of the counted labels);
+        ties go to the lower class id.
+    """
+    labels = torch.as_tensor(labels).reshape(-1).long().cpu()
+    if ignore_index is not None:
+        labels = labels[labels != ignore_index]
+    if labels.numel() == 0:
+        raise ValueError('No labelled entry to take a chance level from: '
+                         'the scored split is empty or all ignore_index.')
+    counts = torch.bincount(labels)
+    top = int(counts.argmax())
+    return top, float(counts[top]) / labels.numel()

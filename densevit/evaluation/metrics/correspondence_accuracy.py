@@ -5,7 +5,9 @@ from typing import List, Optional, Sequence
 from mmengine.evaluator import BaseMetric
 
 from densevit.registry import METRICS
-from ..functional import correspondence_ground_truth, correspondence_hits
+from ..functional import (correspondence_ground_truth, correspondence_hits,
+                          correspondence_position_prediction,
+                          correspondence_random_hits)
 from .utils import get_field
 
 _SOURCES = ('backbone', 'dense')
@@ -20,8 +22,15 @@ class CorrespondenceAccuracy(BaseMetric):
     the predictions are ``pred_corr_backbone`` / ``pred_corr_dense`` that
     ``DenseViT.predict`` returns for two-view inputs. Patches whose centre
     falls outside view 2 are not scored. Accuracy is pooled over all valid
-    patches of all samples and reported in ``[0, 1]`` as
-    ``corr_acc_backbone`` and ``corr_acc_dense``.
+    patches of all samples, in ``[0, 1]``, as ``correspondence/acc_backbone``
+    and ``correspondence/acc_dense``. On the same view pairs it reports two
+    references that use no features:
+
+    - ``correspondence/acc_position_baseline``: every patch matched to the
+      view-2 patch at its own ``(row, col)``;
+    - ``correspondence/acc_random_baseline``: the expected accuracy of a
+      uniformly random view-2 patch (exact, see
+      :func:`~densevit.evaluation.functional.correspondence_random_hits`).
 
     Args:
         tolerance (int): largest Chebyshev distance (in patches) counted as
@@ -29,12 +38,10 @@ class CorrespondenceAccuracy(BaseMetric):
         collect_device (str): device for gathering results across ranks.
             Defaults to 'cpu'.
         prefix (str, optional): prefix of the metric names. Defaults to
-            none.
+            'correspondence'.
     """
 
-    # '' (not None): the names are already specific, and None would make
-    # BaseMetric warn on every build.
-    default_prefix: Optional[str] = ''
+    default_prefix: Optional[str] = 'correspondence'
 
     def __init__(self,
                  tolerance: int = 1,
@@ -42,8 +49,8 @@ class CorrespondenceAccuracy(BaseMetric):
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not isinstance(tolerance, int) or tolerance < 0:
-            raise ValueError('tolerance must be an int >= 0 (patches), but '
-                             f'got {tolerance!r}.')
+            raise ValueError('CorrespondenceAccuracy: tolerance must be an '
+                             f'int >= 0 (patches), but got {tolerance!r}.')
         self.tolerance = tolerance
 
     def process(self, data_batch, data_samples: Sequence) -> None:
@@ -78,17 +85,21 @@ class CorrespondenceAccuracy(BaseMetric):
                 grid = tuple(feats.shape[-2:])
             grid = tuple(int(g) for g in grid)
             gt, valid, _ = correspondence_ground_truth(boxes, flips, grid)
-            result = {}
-            for src, pred in preds.items():
-                if pred is not None:
-                    result[src] = correspondence_hits(pred, gt, valid, grid,
-                                                      self.tolerance)
+            preds['position_baseline'] = correspondence_position_prediction(
+                grid)
+            result = {
+                src: correspondence_hits(pred, gt, valid, grid,
+                                         self.tolerance)
+                for src, pred in preds.items() if pred is not None
+            }
+            result['random_baseline'] = correspondence_random_hits(
+                gt, valid, grid, self.tolerance)
             self.results.append(result)
 
     def compute_metrics(self, results: List[dict]) -> dict:
-        """Pool the per-sample counts into ``corr_acc_{backbone,dense}``."""
+        """Pool the per-sample counts into ``acc_<source>`` per source."""
         metrics = {}
-        for src in _SOURCES:
+        for src in (*_SOURCES, 'position_baseline', 'random_baseline'):
             counts = [r[src] for r in results if src in r]
             if not counts:
                 continue
@@ -99,7 +110,7 @@ class CorrespondenceAccuracy(BaseMetric):
                     'CorrespondenceAccuracy: no view-1 patch centre falls '
                     'inside view 2 in any sample, so there is nothing to '
                     'score; the two crops never overlap.')
-                metrics[f'corr_acc_{src}'] = float('nan')
+                metrics[f'acc_{src}'] = float('nan')
             else:
-                metrics[f'corr_acc_{src}'] = correct / total
+                metrics[f'acc_{src}'] = correct / total
         return metrics

@@ -5,9 +5,9 @@ import torch
 from mmengine.evaluator import BaseMetric
 
 from densevit.registry import METRICS
-from ..functional import (fit_linear_probe, masks_to_patch_labels, mean_iou,
-                          probe_split)
-from .utils import get_field, single_view_mask
+from ..functional import (fit_linear_probe, majority_class,
+                          masks_to_patch_labels, mean_iou, probe_split)
+from .utils import check_probe_args, get_field, single_view_mask
 
 
 @METRICS.register_module()
@@ -21,7 +21,10 @@ class DenseProbe(BaseMetric):
     sample arrives (so only ``H*W`` labels are kept per sample); mIoU and
     pixel accuracy are therefore on the patch grid, in ``[0, 1]``; with the
     default prefix they are named ``dense_probe/mIoU`` and
-    ``dense_probe/pixel_acc``.
+    ``dense_probe/pixel_acc``. Their chance levels,
+    ``dense_probe/mIoU_chance`` and ``dense_probe/pixel_acc_chance``, are
+    the scores of labelling every scored patch with the most common class of
+    the scored patches.
 
     Args:
         num_classes (int): segmentation classes, background included.
@@ -49,13 +52,11 @@ class DenseProbe(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError('DenseProbe: num_classes must be an int >= 2 '
-                             '(segmentation classes, background included), '
-                             f'but got {num_classes!r}.')
-        if not 0 < train_fraction < 1:
-            raise ValueError('DenseProbe: train_fraction must be in (0, 1), '
-                             f'but got {train_fraction}.')
+        if num_classes is None:
+            raise ValueError('DenseProbe: num_classes is required (the '
+                             'segmentation classes, background included).')
+        check_probe_args('DenseProbe', train_fraction, num_classes,
+                         weight_decay, max_iter)
         self.num_classes = num_classes
         self.train_fraction = train_fraction
         self.seed = seed
@@ -118,4 +119,13 @@ class DenseProbe(BaseMetric):
         scores = mean_iou(
             classifier.predict(test_x), test_y, self.num_classes,
             self.ignore_index)
-        return {'mIoU': scores['mIoU'], 'pixel_acc': scores['pixel_acc']}
+        majority, _ = majority_class(test_y, self.ignore_index)
+        chance = mean_iou(
+            torch.full_like(test_y, majority), test_y, self.num_classes,
+            self.ignore_index)
+        return {
+            'mIoU': scores['mIoU'],
+            'pixel_acc': scores['pixel_acc'],
+            'mIoU_chance': chance['mIoU'],
+            'pixel_acc_chance': chance['pixel_acc'],
+        }

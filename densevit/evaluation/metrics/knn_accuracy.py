@@ -1,4 +1,5 @@
 """Classification metrics on frozen CLS features: k-NN and linear probe."""
+from abc import abstractmethod
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -6,16 +7,22 @@ from mmengine.evaluator import BaseMetric
 from torch import Tensor
 
 from densevit.registry import METRICS
-from ..functional import knn_top1, linear_probe_top1, probe_split
-from .utils import get_field, get_label
+from ..functional import (knn_top1, linear_probe_top1, majority_class,
+                          probe_split)
+from .utils import check_probe_args, get_field, get_label
 
 
 class ClsFeatureMetric(BaseMetric):
-    """Collects ``cls_feats`` + ``gt_label`` and splits them train / test.
+    """Collects ``cls_feats`` + ``gt_label``; fits on one share, scores the rest.
 
-    Subclasses score the test share with a classifier fitted on (or using
-    as memory) the train share; the split is a seeded permutation, so it
-    does not depend on dataset order.
+    The evaluated samples are split by a seeded permutation
+    (:func:`~densevit.evaluation.functional.probe_split`): ``train_fraction``
+    of them fit the classifier (or form the k-NN memory), the others are
+    scored. The split depends only on the number of samples and ``seed``, so
+    ``tools/test.py`` and ``ProbeHook`` give the same number on the same
+    split. Besides ``top1`` a subclass reports ``chance``: the frequency of
+    the most common class among the scored samples, what always answering
+    that class would score.
 
     Args:
         num_classes (int, optional): number of classes; inferred as the
@@ -34,14 +41,7 @@ class ClsFeatureMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        name = type(self).__name__
-        if num_classes is not None and (not isinstance(num_classes, int)
-                                        or num_classes < 2):
-            raise ValueError(f'{name}: num_classes must be None or an '
-                             f'int >= 2, but got {num_classes!r}.')
-        if not 0 < train_fraction < 1:
-            raise ValueError(f'{name}: train_fraction must be in (0, 1), '
-                             f'but got {train_fraction}.')
+        check_probe_args(type(self).__name__, train_fraction, num_classes)
         self.num_classes = num_classes
         self.train_fraction = train_fraction
         self.seed = seed
@@ -77,16 +77,26 @@ class ClsFeatureMetric(BaseMetric):
         return (feats[train_idx], labels[train_idx], feats[test_idx],
                 labels[test_idx], num_classes)
 
+    @abstractmethod
+    def top1(self, train_x: Tensor, train_y: Tensor, test_x: Tensor,
+             test_y: Tensor, num_classes: int) -> float:
+        """Top-1 of the classifier on the scored share."""
+
+    def compute_metrics(self, results: List[dict]) -> dict:
+        """``top1`` on the scored share and its ``chance`` level."""
+        train_x, train_y, test_x, test_y, num_classes = self.split(results)
+        top1 = self.top1(train_x, train_y, test_x, test_y, num_classes)
+        return {'top1': top1, 'chance': majority_class(test_y)[1]}
+
 
 @METRICS.register_module()
 class KNNAccuracy(ClsFeatureMetric):
     """k-NN classification of ``cls_feats`` among the evaluated samples.
 
-    Collects ``cls_feats`` and ``gt_label``, uses a deterministic
-    ``train_fraction`` of the samples as the k-NN memory and classifies the
-    rest by temperature-weighted cosine votes (InstDisc / DINO protocol).
-    Reports ``top1`` in ``[0, 1]``, named ``knn/top1`` by the default
-    prefix.
+    The fit share is the k-NN memory; each scored sample is classified by
+    temperature-weighted cosine votes (InstDisc / DINO protocol). Reports
+    ``knn/top1`` and ``knn/chance`` (see :class:`ClsFeatureMetric`), in
+    ``[0, 1]``.
 
     Args:
         num_classes (int, optional): number of classes; inferred as the
@@ -122,22 +132,20 @@ class KNNAccuracy(ClsFeatureMetric):
         self.k = k
         self.temperature = temperature
 
-    def compute_metrics(self, results: List[dict]) -> dict:
-        """Memory = train share, queries = the rest."""
-        train_x, train_y, test_x, test_y, num_classes = self.split(results)
-        top1 = knn_top1(train_x, train_y, test_x, test_y, num_classes, self.k,
+    def top1(self, train_x, train_y, test_x, test_y, num_classes) -> float:
+        """Memory = fit share, queries = scored share."""
+        return knn_top1(train_x, train_y, test_x, test_y, num_classes, self.k,
                         self.temperature)
-        return {'top1': top1}
 
 
 @METRICS.register_module()
 class LinearProbeAccuracy(ClsFeatureMetric):
     """Linear-probe top-1 of ``cls_feats`` among the evaluated samples.
 
-    A logistic-regression probe (L-BFGS on standardised features, as in
-    ``LinearProbeHook``) is fitted on a deterministic ``train_fraction`` of
-    the samples and scored on the rest. Reports ``top1`` in ``[0, 1]``,
-    named ``linear_probe/top1`` by the default prefix.
+    A logistic-regression probe (L-BFGS on standardised features) is fitted
+    on the fit share and scored on the rest. Reports ``linear_probe/top1``
+    and ``linear_probe/chance`` (see :class:`ClsFeatureMetric`), in
+    ``[0, 1]``.
 
     Args:
         num_classes (int, optional): number of classes; inferred when None.
@@ -161,19 +169,13 @@ class LinearProbeAccuracy(ClsFeatureMetric):
                  prefix: Optional[str] = None) -> None:
         super().__init__(num_classes, train_fraction, seed, collect_device,
                          prefix)
-        if weight_decay < 0:
-            raise ValueError('LinearProbeAccuracy: weight_decay must be >= '
-                             f'0, got {weight_decay}.')
-        if not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError('LinearProbeAccuracy: max_iter must be an int '
-                             f'>= 1, got {max_iter!r}.')
+        check_probe_args(
+            'LinearProbeAccuracy', weight_decay=weight_decay, max_iter=max_iter)
         self.weight_decay = weight_decay
         self.max_iter = max_iter
 
-    def compute_metrics(self, results: List[dict]) -> dict:
-        """Fit on the train share, score the rest."""
-        train_x, train_y, test_x, test_y, num_classes = self.split(results)
-        top1 = linear_probe_top1(train_x, train_y, test_x, test_y,
+    def top1(self, train_x, train_y, test_x, test_y, num_classes) -> float:
+        """Fit on the fit share, score the scored share."""
+        return linear_probe_top1(train_x, train_y, test_x, test_y,
                                  num_classes, self.weight_decay,
                                  self.max_iter)
-        return {'top1': top1}

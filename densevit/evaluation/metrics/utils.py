@@ -43,3 +43,30 @@ def single_view_mask(mask: Tensor) -> Tensor:
         raise ValueError('gt_mask must be (h, w) or (V, h, w), but got '
                          f'shape {tuple(mask.shape)}.')
     return mask
+
+
+def check_probe_args(name: str,
+                     train_fraction: Optional[float] = None,
+                     num_classes: Optional[int] = None,
+                     weight_decay: Optional[float] = None,
+                     max_iter: Optional[int] = None) -> None:
+    """Validate the arguments the probe metrics share, where they enter.
+
+    ``None`` means the metric does not take that argument (``num_classes``:
+    inferred from the labels).
+    """
+    if num_classes is not None and (not isinstance(num_classes, int)
+                                    or num_classes < 2):
+        raise ValueError(f'{name}: num_classes must be an int >= 2, but got '
+                         f'{num_classes!r}.')
+    if train_fraction is not None and not 0 < train_fraction < 1:
+        raise ValueError(f'{name}: train_fraction must be in (0, 1) (the '
+                         'share of samples the probe is fitted on), but got '
+                         f'{train_fraction}.')
+    if weight_decay is not None and weight_decay < 0:
+        raise ValueError(f'{name}: weight_decay must be >= 0, but got '
+                         f'{weight_decay}.')
+    if max_iter is not None and (not isinstance(max_iter, int)
+                                 or max_iter < 1):
+        raise ValueError(f'{name}: max_iter must be an int >= 1, but got '
+                         f'{max_iter!r}.')

@@ -4,6 +4,8 @@ import random
 import numpy as np
 import pytest
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmpretrain.datasets.transforms import ApplyToList
 
 from densevit.datasets import RandomColorJitter, ViewwiseTransforms
 from densevit.registry import TRANSFORMS
@@ -109,6 +111,37 @@ def test_viewwise_deterministic_given_seeds():
         random.seed(3)
         outs.append(t(dict(img=[random_img(), random_img()]))['img'])
     assert all(np.array_equal(a, b) for a, b in zip(*outs))
+
+
+def test_viewwise_is_apply_to_list_one_view_after_the_other():
+    t = TRANSFORMS.build(moco_view_augs())
+    assert isinstance(t, ApplyToList)
+    views = [random_img(seed=1), random_img(seed=2)]
+    segs = [np.zeros((24, 24), np.int64), np.ones((24, 24), np.int64)]
+    boxes = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.random.seed(5)
+    random.seed(5)
+    out = t(dict(img=[v.copy() for v in views], gt_seg_map=segs,
+                 view_boxes=boxes.copy()))
+    # Same draws as running the whole chain on view 1, then on view 2.
+    np.random.seed(5)
+    random.seed(5)
+    expected = [t.transforms(dict(img=v.copy()))['img'] for v in views]
+    assert all(np.array_equal(a, b) for a, b in zip(out['img'], expected))
+    # Keys other than img pass through untouched.
+    assert all(np.array_equal(a, b) for a, b in zip(out['gt_seg_map'], segs))
+    assert np.array_equal(out['view_boxes'], boxes)
+
+
+def test_viewwise_builds_densevit_transforms_in_any_scope(monkeypatch):
+    # Outside a Runner there may be no 'densevit' default scope, where
+    # mmpretrain's registry cannot see RandomColorJitter.
+    monkeypatch.setattr(DefaultScope, 'get_current_instance', lambda: None)
+    cfg = [dict(type='RandomColorJitter', prob=1.)]
+    with pytest.raises(KeyError, match='RandomColorJitter'):
+        ApplyToList(transforms=cfg, scatter_key='img', collate_keys=[])
+    t = ViewwiseTransforms(transforms=cfg)
+    assert isinstance(t.transforms.transforms[0], RandomColorJitter)
 
 
 def test_viewwise_single_view_and_solarize():

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from mmcv.transforms import Resize
 
 from densevit.datasets import ResizeWithMask
 
@@ -24,6 +25,22 @@ def test_resize_image_and_mask_together(size):
                           np.broadcast_to(expected_mask, size))
     centre = np.clip((j + 0.5) * 80 / ow - 0.5, 0, 79)
     assert np.abs(r['img'][..., 0] - centre[None]).max() <= 1.01
+
+
+def test_mask_stays_on_the_image_where_mmcv_resize_shifts_it():
+    # Each column's label is its x, so a mask aligned with the image holds
+    # (up to rounding) the image's interpolated x.
+    img, seg = ramp(60, 80)
+    ours = ResizeWithMask(size=(15, 10), antialias=False)(
+        dict(img=img.copy(), gt_seg_map=seg.copy()))
+    mmcv = Resize(scale=(10, 15))(dict(img=img.copy(), gt_seg_map=seg.copy()))
+    np.testing.assert_array_equal(ours['img'], mmcv['img'])
+
+    def misalignment(r):
+        return np.abs(r['gt_seg_map'].astype(int) - r['img'][..., 0]).max()
+
+    # 80 -> 10 columns: mmcv's mask lags the image by 3.5 input pixels.
+    assert misalignment(ours) <= 1 and misalignment(mmcv) >= 3
 
 
 def test_same_size_is_identity_and_mask_optional():
