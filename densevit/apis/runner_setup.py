@@ -8,10 +8,11 @@ import os.path as osp
 from typing import List, Optional
 
 import torch
-import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from densevit.engine.compat import (clear_ddp_device_ids,
+                                    start_cpu_process_group)
 from densevit.registry import RUNNERS
 from .config_check import check_config
 from .metric_table import metric_rows
@@ -92,8 +93,8 @@ def adapt_to_device(cfg: Config) -> List[str]:
 
     Experiment configs ask for bf16 ``AmpOptimWrapper`` and NCCL, which only
     exist with a GPU. Without one, training falls back to fp32
-    ``OptimWrapper`` and gloo (with ``device_ids=None`` for DDP), and the
-    returned notes are logged.
+    ``OptimWrapper`` and gloo (with ``device_ids=None`` for DDP, see
+    :mod:`densevit.engine.compat`), and the returned notes are logged.
     """
     notes = []
     if torch.cuda.is_available():
@@ -109,25 +110,8 @@ def adapt_to_device(cfg: Config) -> List[str]:
     if dist_cfg.get('backend') == 'nccl':
         dist_cfg['backend'] = 'gloo'
         notes.append('no GPU: distributed backend nccl replaced by gloo')
-    if cfg.get('launcher', 'none') != 'none':
-        if cfg.get('model_wrapper_cfg') is None:
-            cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel')
-        cfg.model_wrapper_cfg.device_ids = None
+    clear_ddp_device_ids(cfg)
     return notes
-
-
-def start_cpu_process_group(cfg: Config) -> List[str]:
-    """Start the gloo process group for a torchrun launch without a GPU.
-
-    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` first, which
-    fails on a CPU-only machine; the Runner reuses a process group that
-    already exists, so starting it here is enough.
-    """
-    if (cfg.get('launcher') != 'pytorch' or torch.cuda.is_available()
-            or dist.is_initialized()):
-        return []
-    dist.init_process_group(backend='gloo')
-    return ['no GPU: gloo process group started for the torchrun launcher']
 
 
 def relax_worker_settings(cfg: Config) -> List[str]:

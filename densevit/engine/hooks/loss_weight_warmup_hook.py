@@ -1,8 +1,9 @@
 """Warm-up of the dense loss weight lambda."""
 from mmengine.hooks import Hook
+from mmpretrain.utils import get_ori_model
 
 from densevit.registry import HOOKS
-from ..utils import require_model_api, unwrap_model
+from ..utils import require_model_api
 
 
 @HOOKS.register_module()
@@ -35,7 +36,7 @@ class LossWeightWarmupHook(Hook):
     def before_train(self, runner) -> None:
         """Check the model has ``loss_lambda`` and ``base_loss_lambda``."""
         require_model_api(
-            unwrap_model(runner.model),
+            get_ori_model(runner.model),
             'LossWeightWarmupHook',
             attributes=('loss_lambda', 'base_loss_lambda'))
 
@@ -44,7 +45,7 @@ class LossWeightWarmupHook(Hook):
                           batch_idx: int,
                           data_batch=None) -> None:
         """Set lambda for the iteration about to run."""
-        model = unwrap_model(runner.model)
+        model = get_ori_model(runner.model)
         value = 0.0 if runner.iter < self.warmup_iters else float(
             model.base_loss_lambda)
         model.loss_lambda = value

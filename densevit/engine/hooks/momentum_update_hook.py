@@ -3,9 +3,10 @@ import math
 from typing import Optional
 
 from mmengine.hooks import Hook
+from mmpretrain.utils import get_ori_model
 
 from densevit.registry import HOOKS
-from ..utils import require_model_api, unwrap_model
+from ..utils import require_model_api
 
 
 @HOOKS.register_module()
@@ -59,7 +60,7 @@ class MomentumUpdateHook(Hook):
     def before_train(self, runner) -> None:
         """Check the model API and that the schedule fits the model's
         ``base_momentum``."""
-        model = unwrap_model(runner.model)
+        model = get_ori_model(runner.model)
         require_model_api(
             model,
             'MomentumUpdateHook',
@@ -101,7 +102,7 @@ class MomentumUpdateHook(Hook):
         should_update = getattr(runner.optim_wrapper, 'should_update', None)
         if should_update is not None and not should_update():
             return
-        model = unwrap_model(runner.model)
+        model = get_ori_model(runner.model)
         model.momentum_update(
             self.momentum_at(runner.iter, runner.max_iters,
                              model.base_momentum))

@@ -2,9 +2,10 @@
 from typing import Optional
 
 from mmengine.hooks import Hook
+from mmpretrain.utils import get_ori_model
 
 from densevit.registry import HOOKS
-from ..utils import require_model_api, unwrap_model
+from ..utils import require_model_api
 
 
 @HOOKS.register_module()
@@ -26,7 +27,7 @@ class QueueUpdateHook(Hook):
     def before_train(self, runner) -> None:
         """Check the model has ``update_queues()``."""
         require_model_api(
-            unwrap_model(runner.model), 'QueueUpdateHook',
+            get_ori_model(runner.model), 'QueueUpdateHook',
             methods=('update_queues', ))
 
     def after_train_iter(self,
@@ -35,4 +36,4 @@ class QueueUpdateHook(Hook):
                          data_batch=None,
                          outputs: Optional[dict] = None) -> None:
         """Enqueue the keys of the iteration that just finished."""
-        unwrap_model(runner.model).update_queues()
+        get_ori_model(runner.model).update_queues()

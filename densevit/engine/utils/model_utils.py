@@ -1,16 +1,5 @@
-"""Reach the model a hook should act on."""
-from mmengine.model import is_model_wrapper
+"""Check that a model offers what a hook calls."""
 from torch import nn
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """Return the model inside a DDP/FSDP-style wrapper, or ``model`` itself.
-
-    Hooks call methods such as ``update_queues()`` that exist on the DenseViT
-    model, not on ``MMDistributedDataParallel``, so they must look inside the
-    wrapper instead of assuming single-process training.
-    """
-    return model.module if is_model_wrapper(model) else model
 
 
 def require_model_api(model: nn.Module, hook: str, methods=(),

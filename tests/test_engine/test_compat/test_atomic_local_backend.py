@@ -5,8 +5,8 @@ import os
 import pytest
 from mmengine.fileio import get_file_backend
 
-from densevit.engine.utils import (ATOMIC_LOCAL_BACKEND, AtomicLocalBackend,
-                                   atomic_write_bytes)
+from densevit.engine.compat import (ATOMIC_LOCAL_BACKEND,
+                                    AtomicLocalBackend, atomic_write_bytes)
 
 
 def test_replaces_the_file(tmp_path):

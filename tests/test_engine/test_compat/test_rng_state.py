@@ -4,7 +4,7 @@ import random
 import numpy as np
 import torch
 
-from densevit.engine.utils import get_rng_state, set_rng_state
+from densevit.engine.compat import get_rng_state, set_rng_state
 
 
 def draw():

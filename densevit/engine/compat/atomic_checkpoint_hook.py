@@ -5,7 +5,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
 from densevit.registry import HOOKS
-from ..utils import ATOMIC_LOCAL_BACKEND, atomic_write_bytes
+from .atomic_local_backend import ATOMIC_LOCAL_BACKEND, atomic_write_bytes
 
 
 @HOOKS.register_module()

@@ -6,8 +6,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import IterBasedTrainLoop
 
 from densevit.registry import HOOKS
-from ..utils import (from_weights_only, get_rng_state, set_rng_state,
-                     to_weights_only)
+from .rng_state import get_rng_state, set_rng_state
+from .weights_only import from_weights_only, to_weights_only
 
 
 class _RestoreAfterFastForward:
@@ -67,7 +67,7 @@ class TrainStateHook(Hook):
        types. No ``torch.serialization.add_safe_globals`` is needed. Values
        that cannot be encoded are kept and reported in a warning.
 
-    **Loading** (``after_load_checkpoint``): MMEngine 0.10.7 runs
+    **Loading** (``after_load_checkpoint``): MMEngine 0.10 runs
     ``Runner.resume`` as: ``torch.load`` -> ``after_load_checkpoint`` hooks
     -> model weights -> read ``meta`` (epoch, iter; ``set_randomness`` if the
     configured seed differs; ``dataset_meta`` comparison) ->

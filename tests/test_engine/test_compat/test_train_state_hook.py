@@ -49,7 +49,8 @@ def test_checkpoint_loads_with_weights_only(make_runner, tmp_path):
 
 
 def test_stock_checkpoints_fail_weights_only_loading(make_runner, tmp_path):
-    """The premise: mmengine 0.10.7 checkpoints do not load on torch 2.14."""
+    """Premise: stock mmengine checkpoints do not load with torch's default
+    weights_only=True, so neither does a stock resume."""
     runner = make_runner(tmp_path, max_iters=2, ckpt_interval=2)
     runner.train()
     path = osp.join(tmp_path, 'iter_2.pth')

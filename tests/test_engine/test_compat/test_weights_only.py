@@ -7,7 +7,7 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from densevit.engine.utils import from_weights_only, to_weights_only
+from densevit.engine.compat import from_weights_only, to_weights_only
 
 
 def save_and_load_weights_only(obj):

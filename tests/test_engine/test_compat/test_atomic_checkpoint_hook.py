@@ -7,7 +7,7 @@ import torch
 from mmengine.fileio.backends import local_backend
 
 from densevit.engine import AtomicCheckpointHook
-from densevit.engine.utils import atomic_local_backend
+from densevit.engine.compat import atomic_local_backend
 
 
 class FailingFile:
@@ -70,7 +70,8 @@ def test_failed_save_keeps_the_previous_checkpoint(make_runner, tmp_path,
 
 def test_stock_checkpoint_hook_loses_the_checkpoint(make_runner, tmp_path,
                                                     monkeypatch):
-    """The failure AtomicCheckpointHook exists for (mmengine 0.10.7)."""
+    """Premise: mmengine's LocalBackend writes in place and CheckpointHook
+    deletes the kept checkpoint before saving the next."""
     fail_checkpoint_writes_after(monkeypatch, local_backend, 1)
     runner = make_runner(
         tmp_path,

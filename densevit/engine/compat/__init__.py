@@ -1,0 +1,112 @@
+"""Workarounds for behaviour of mmengine 0.10, torch >= 2.6 and numpy 2.
+
+Everything DenseViT does *around* a dependency, rather than with it, is
+listed here. Each entry says what it works around, where it is plugged in,
+and when it can be deleted. The *premise* test of an entry asserts the
+upstream behaviour itself; when an upgrade makes it fail, delete the entry
+(and its premise test). ``densevit/__init__.py`` refuses mmengine outside
+``[0.10.3, 0.11.0)``, the series these overrides were written against.
+
+1. ``atomic_local_backend``: :class:`AtomicLocalBackend`
+   (``'densevit_atomic_local'``), :func:`atomic_write_bytes`.
+
+   - Works around: mmengine's ``LocalBackend.put`` opens the checkpoint with
+     ``open(path, 'wb')`` and writes in place (0.10.0 to 0.11.0rc0), so a
+     crash or a full disk mid-write leaves a truncated checkpoint.
+   - Plugged in: :class:`AtomicCheckpointHook` selects the backend for a
+     local ``out_dir``.
+   - Delete when: ``LocalBackend.put`` writes to a temporary file and
+     renames it. Premise:
+     ``test_atomic_checkpoint_hook.py::test_stock_checkpoint_hook_loses_the_checkpoint``.
+
+2. ``atomic_checkpoint_hook``: :class:`AtomicCheckpointHook` (registered;
+   configs use ``default_hooks.checkpoint=dict(type='AtomicCheckpointHook')``).
+
+   - Works around: (a) ``CheckpointHook._save_checkpoint_with_step`` deletes
+     the oldest kept checkpoint *before* saving the new one (0.10.0 to
+     0.11.0rc0), so with ``max_keep_ckpts=1`` a failed save leaves none;
+     (b) ``Runner.save_checkpoint`` is ``@master_only``, so the
+     ``before_save_checkpoint`` hook runs on rank 0 only and cannot gather
+     other ranks' state. Overrides the private
+     ``_save_checkpoint_with_step`` and ``_save_best_checkpoint``, and fires
+     the custom event ``before_save_checkpoint_all_ranks`` on every rank.
+   - Plugged in: ``default_hooks.checkpoint`` of the runtime base config.
+   - Delete when: both (a) mmengine deletes stale checkpoints after the new
+     one is written (premise as in 1: ``iter_2.pth`` is gone), and (b) the
+     Runner fires a hook on every rank before saving (then move
+     :class:`TrainStateHook`'s gathering there). Until then, a new
+     mmengine minor release needs the override re-checked against
+     ``CheckpointHook``.
+
+3. ``weights_only``: :func:`to_weights_only`, :func:`from_weights_only`.
+
+   - Works around: torch >= 2.6 loads with ``weights_only=True`` by default,
+     and mmengine 0.10 puts ``HistoryBuffer`` objects (message hub
+     ``log_scalars``) and NumPy values (``runtime_info``, ``meta``) into
+     checkpoints, then loads them with a bare ``torch.load`` in
+     ``load_from_local``: stock resume raises ``UnpicklingError``.
+   - Plugged in: :class:`TrainStateHook` encodes in
+     ``before_save_checkpoint`` and decodes in ``after_load_checkpoint``.
+   - Delete when: mmengine's checkpoints hold only tensors and plain Python
+     types. mmengine's main branch (0.11.0rc0, #1670) passes
+     ``weights_only=False`` when loading, which fixes resume but not the
+     checkpoints: DenseViT promises that its checkpoints load with
+     ``torch.load(weights_only=True)`` (``tools/model_converters``,
+     ``apis.init_model``), so that alone is not enough. Premise:
+     ``test_train_state_hook.py::test_stock_checkpoints_fail_weights_only_loading``.
+
+4. ``rng_state`` and ``train_state_hook``: :func:`get_rng_state`,
+   :func:`set_rng_state`, :class:`TrainStateHook` (registered; configs use
+   ``custom_hooks=[dict(type='TrainStateHook')]``).
+
+   - Works around: mmengine 0.10 checkpoints carry the seed, not the state
+     of Python's, NumPy's, torch's and CUDA's generators, so a resumed run
+     draws different random numbers than an uninterrupted one. The RNG
+     state is restored after ``IterBasedTrainLoop.run``'s dataloader
+     fast-forward on resume (added in mmengine 0.10.3, hence the lower
+     bound) by temporarily replacing ``loop.dataloader_iterator``.
+   - Plugged in: ``custom_hooks`` of the runtime base config; relies on 2
+     for every rank's state.
+   - Delete when: mmengine saves and restores every rank's generator
+     states on resume. Premise (control):
+     ``test_train_state_hook.py::test_resume_without_rng_states_diverges``.
+
+5. ``cpu_distributed``: :func:`clear_ddp_device_ids`,
+   :func:`start_cpu_process_group`.
+
+   - Works around: mmengine's ``init_dist`` calls ``torch.cuda.set_device``
+     before ``init_process_group`` even for gloo, and ``Runner.wrap_model``
+     passes ``device_ids=[LOCAL_RANK]`` to DDP (0.10.0 to 0.11.0rc0); both
+     fail without a GPU.
+   - Plugged in: ``densevit.apis.build_runner`` (``tools/train.py``,
+     ``tools/test.py``).
+   - Delete when: ``init_dist`` skips ``set_device`` without CUDA and
+     ``wrap_model`` leaves ``device_ids`` unset for CPU models. Premise:
+     ``test_cpu_distributed.py::test_mmengine_init_dist_needs_a_gpu``.
+
+6. Not in this package: ``densevit.datasets.transforms.RandomColorJitter``.
+
+   - Works around: mmcv 2.2's ``adjust_hue`` (used by mmpretrain's
+     ``ColorJitter``) raises ``OverflowError`` for negative hue shifts under
+     numpy 2 (uint8 arithmetic with a negative Python int).
+   - Plugged in: the two-view pipeline in
+     ``configs/_base_/datasets/two_view_pipeline.py``.
+   - Delete when: ``mmcv.adjust_hue`` accepts negative hue under numpy 2;
+     then mmpretrain's ``ColorJitter`` can replace it (a transform, so the
+     swap changes the random stream: re-check the pipeline tests). Premise:
+     ``test_color_jitter_premise.py::test_mmcv_adjust_hue_rejects_negative_hue``.
+"""
+from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .atomic_local_backend import (ATOMIC_LOCAL_BACKEND, AtomicLocalBackend,
+                                   atomic_write_bytes)
+from .cpu_distributed import clear_ddp_device_ids, start_cpu_process_group
+from .rng_state import get_rng_state, set_rng_state
+from .train_state_hook import TrainStateHook
+from .weights_only import TYPE_KEY, from_weights_only, to_weights_only
+
+__all__ = [
+    'ATOMIC_LOCAL_BACKEND', 'AtomicCheckpointHook', 'AtomicLocalBackend',
+    'TYPE_KEY', 'TrainStateHook', 'atomic_write_bytes', 'clear_ddp_device_ids',
+    'from_weights_only', 'get_rng_state', 'set_rng_state',
+    'start_cpu_process_group', 'to_weights_only'
+]
