@@ -1,4 +1,7 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out F]``."""
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out F]``.
+
+Prints each metric beside its chance level or geometry-only baseline.
+"""
 import argparse
 
 from mmengine.config import Config
