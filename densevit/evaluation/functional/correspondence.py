@@ -178,8 +178,9 @@ def correspondence_random_hits(gt: Tensor,
     gt = gt[valid]
     rows, cols = gt // w, gt % w
     # Neighbourhood size, clipped at the grid border.
-    n_rows = (rows + tolerance).clamp(max=h - 1) - (rows - tolerance).clamp(
-        min=0) + 1
-    n_cols = (cols + tolerance).clamp(max=w - 1) - (cols - tolerance).clamp(
-        min=0) + 1
+    top, bottom = (rows - tolerance).clamp(min=0), (rows + tolerance).clamp(
+        max=h - 1)
+    left, right = (cols - tolerance).clamp(min=0), (cols + tolerance).clamp(
+        max=w - 1)
+    n_rows, n_cols = bottom - top + 1, right - left + 1
     return float((n_rows * n_cols).sum()) / (h * w), int(gt.numel())

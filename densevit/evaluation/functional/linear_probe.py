@@ -90,10 +90,11 @@ def fit_linear_probe(train_x: Tensor,
     check_features_labels(train_x, train_y, num_classes)
     if torch.unique(train_y).numel() < 2:
         raise ValueError(
-            'The probe training split holds a single class '
-            f'({int(train_y[0])}); a classifier cannot be fitted on it. Use '
-            'a probe split (or a larger train_fraction / max_samples) that '
-            'contains at least two classes.')
+            'The probe fit split holds a single class '
+            f'({int(train_y[0])}); a classifier cannot be fitted on it. '
+            'Evaluate on more samples (or raise the metric\'s '
+            'train_fraction) so that the fit share holds at least two '
+            'classes.')
 
     x = train_x.detach().float()
     mean = x.mean(dim=0)

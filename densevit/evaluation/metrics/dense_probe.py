@@ -105,15 +105,6 @@ class DenseProbe(BaseMetric):
         test_x, test_y = rows(test_idx.tolist())
         keep = train_y != self.ignore_index
         train_x, train_y = train_x[keep], train_y[keep]
-        classes = torch.unique(train_y)
-        if classes.numel() < 2:
-            found = classes.tolist() or 'none (all ignored)'
-            raise ValueError(
-                f'DenseProbe: the probe train split ({len(train_idx)} of '
-                f'{len(results)} samples, train_fraction='
-                f'{self.train_fraction}) holds classes {found}; a classifier '
-                'needs at least two. Evaluate on more samples, or on masks '
-                'with more than one class.')
         classifier = fit_linear_probe(train_x, train_y, self.num_classes,
                                       self.weight_decay, self.max_iter)
         scores = mean_iou(
