@@ -95,13 +95,18 @@ class ProbeHook(Hook):
         evaluator_cfg = self._resolve(runner, 'evaluator', self.evaluator_cfg)
         self.evaluator = runner.build_evaluator(copy.deepcopy(evaluator_cfg))
         trial = runner.build_evaluator(copy.deepcopy(evaluator_cfg))
+        self._predict(runner, [next(iter(self.dataloader))], trial)
+
+    @staticmethod
+    def _predict(runner, batches, evaluator: Evaluator) -> None:
+        """Process the predictions of ``batches``: eval mode, no grad."""
         model = runner.model
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad():
-                data = next(iter(self.dataloader))
-                trial.process(model.val_step(data), data)
+                for data in batches:
+                    evaluator.process(model.val_step(data), data)
         finally:
             model.train(was_training)
 
@@ -141,15 +146,7 @@ class ProbeHook(Hook):
 
     def _probe(self, runner, done_iters: int, step: int) -> Dict[str, Any]:
         """Evaluate; log the metrics at ``step`` (epoch or iteration)."""
-        model = runner.model
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                for data in self.dataloader:
-                    self.evaluator.process(model.val_step(data), data)
-        finally:
-            model.train(was_training)
+        self._predict(runner, self.dataloader, self.evaluator)
         metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
         for key, value in metrics.items():
             runner.message_hub.update_scalar(key, value)
