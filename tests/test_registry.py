@@ -6,7 +6,7 @@ from densevit.registry import MODELS
 
 
 @pytest.mark.parametrize('cfg', [
-    dict(type='DenseViTBackbone', arch='tiny'),
+    dict(type='DenseViTBackbone', arch='deit-tiny'),
     dict(type='DenseProjectionNeck', in_channels=192),
     dict(type='DenseContrastiveLoss', queue_len=128),
     dict(type='GlobalContrastiveLoss', queue_len=128),

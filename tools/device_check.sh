@@ -41,7 +41,7 @@ python3 -m pytest tests/test_cuda -q -rs -p no:cacheprovider 2>&1 |
 tests_rc=${PIPESTATUS[0]}
 
 python3 tools/benchmark/benchmark.py --mode all --device cuda --precision bf16 \
-    --arch small --batch 256 --img-size 224 --queue-len 65536 \
+    --arch deit-small --batch 256 --img-size 224 --queue-len 65536 \
     --feat-dim 128 --iters 20 --warmup 5 --peak-tflops 989 \
     --out "$out/h200_vit-small-p16_b256_bf16.json" 2>&1 |
     tee "$out/benchmark.log"

@@ -1,7 +1,7 @@
 _base_ = './densevit_vit-small-p16_8xb64-amp-coslr-100e_in1k.py'
 
 model = dict(
-    backbone=dict(arch='base', drop_path_rate=0.1),
+    backbone=dict(arch='deit-base', drop_path_rate=0.1),
     neck=dict(in_channels=768))
 train_dataloader = dict(batch_size=32)
 # Total batch 256.

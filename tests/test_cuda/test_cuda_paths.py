@@ -116,7 +116,7 @@ def test_benchmark_cuda_path_at_tiny_sizes(monkeypatch):
     from bench_run import failures, run_benchmark
     from bench_spec import BenchmarkSpec
     spec = BenchmarkSpec(
-        arch='tiny', depth=1, batch=2, img_size=32, queue_len=64,
+        arch='deit-tiny', depth=1, batch=2, img_size=32, queue_len=64,
         feat_dim=16, hid_channels=64, iters=2, warmup=1, device='cuda',
         precision='bf16')
     results = run_benchmark(spec, mode='all', isolate='auto', log=None)

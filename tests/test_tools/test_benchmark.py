@@ -29,7 +29,7 @@ from bench_spec import BenchmarkSpec  # noqa: E402
 from bench_step import make_step, make_views  # noqa: E402
 
 TINY_ARGS = [
-    '--arch', 'tiny', '--depth', '1', '--batch', '2', '--img-size', '32',
+    '--arch', 'deit-tiny', '--depth', '1', '--batch', '2', '--img-size', '32',
     '--queue-len', '64', '--feat-dim', '16', '--hid-channels', '64',
     '--iters', '2', '--warmup', '1'
 ]
@@ -37,7 +37,7 @@ TINY_ARGS = [
 
 def _tiny_spec(**kwargs) -> BenchmarkSpec:
     settings = dict(
-        arch='tiny',
+        arch='deit-tiny',
         depth=1,
         batch=2,
         img_size=32,

@@ -28,7 +28,7 @@ MODES = dict(
 # otherwise its value is shown for reference. docs/performance.md states them.
 _CPU_LOSS = dict(device='cpu', batch=16, img_size=224, queue_len=65536,
                  feat_dim=128, precision='fp32')
-_H200_STEP = dict(device='cuda', arch='small', batch=256, img_size=224,
+_H200_STEP = dict(device='cuda', arch='deit-small', batch=256, img_size=224,
                   queue_len=65536, feat_dim=128, precision='bf16')
 TARGETS = [
     ('dense loss speed-up, fused vs materialised', 'loss', 'speedup', '>=',

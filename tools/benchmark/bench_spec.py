@@ -18,7 +18,7 @@ class BenchmarkSpec:
     """Sizes and settings shared by every case.
 
     Args:
-        arch (str): 'tiny', 'small' or 'base' (DenseViTBackbone archs).
+        arch (str): a DenseViTBackbone arch name, e.g. 'deit-tiny', 'deit-small', 'deit-base'.
         depth (int, optional): override the number of ViT layers.
         batch (int): images per step (each image gives two views).
         img_size (int): view size in pixels, a multiple of 16.
@@ -36,7 +36,7 @@ class BenchmarkSpec:
         loss_impl (str): ``impl`` of DenseViT's ``info_nce`` in the loss
             cases: 'auto', 'fused' or 'chunked' (the fall-back path).
     """
-    arch: str = 'small'
+    arch: str = 'deit-small'
     depth: Optional[int] = None
     batch: int = 16
     img_size: int = 224

@@ -8,7 +8,7 @@ Examples::
         --out work_dirs/bench_loss.json
     # full steps side by side, ViT-S/16, H200, bf16
     python tools/benchmark/benchmark.py --mode all --device cuda \\
-        --precision bf16 --arch small --batch 256 \\
+        --precision bf16 --arch deit-small --batch 256 \\
         --out work_dirs/bench_h200.json
 
 See docs/performance.md for what each case measures and how.
@@ -34,8 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--mode', choices=sorted(MODES), default='all',
                         help='step: full training steps; loss: dense '
                         'InfoNCE alone; all: both (default)')
-    parser.add_argument('--arch', choices=['tiny', 'small', 'base'],
-                        default='small', help='ViT arch (default small)')
+    parser.add_argument('--arch', choices=['deit-tiny', 'deit-small', 'deit-base'],
+                        default='deit-small', help='ViT arch (default deit-small)')
     parser.add_argument('--depth', type=int, default=None,
                         help='override the number of ViT layers (tests)')
     parser.add_argument('--batch', type=int, default=16,

@@ -4,7 +4,7 @@ model = dict(
     type='DenseViT',
     backbone=dict(
         type='DenseViTBackbone',
-        arch='small',
+        arch='deit-small',
         img_size=224,
         patch_size=16,
         drop_path_rate=0.0),
@@ -25,8 +25,11 @@ model = dict(
         feat_dim=128,
         temperature=0.2),
     loss_lambda=0.5,
-    # Share of the old key-encoder weights kept per step (MoCo's 0.999).
-    momentum=0.999,
+    # Key-encoder EMA in mmengine's convention: the share of the online
+    # weights taken per update (0.001 keeps MoCo's 99.9%), on a cosine to 0
+    # (BYOL) over the run; MomentumUpdateHook drives it.
+    momentum=0.001,
+    end_momentum=0.0,
     data_preprocessor=dict(
         type='SelfSupDataPreprocessor',
         mean=[123.675, 116.28, 103.53],

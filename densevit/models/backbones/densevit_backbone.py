@@ -6,38 +6,45 @@ from torch import Tensor
 
 from densevit.registry import MODELS
 
-_ARCHS = {
-    'tiny': dict(embed_dims=192, num_layers=12, num_heads=3),
-    'small': dict(embed_dims=384, num_layers=12, num_heads=6),
-    'base': dict(embed_dims=768, num_layers=12, num_heads=12),
-}
 _REQUIRED_KEYS = ('embed_dims', 'num_layers', 'num_heads')
+# timm's (and the DeiT paper's) short names mean other nets in mmpretrain's
+# arch zoo ('small' there is 768-d, 8 layers). DenseViT uses mmpretrain's
+# names only, and points users of the short names to the equivalent one.
+_TIMM_NAMES = {'tiny': 'deit-tiny', 'small': 'deit-small'}
 
 
 def resolve_arch(arch: Union[str, Dict]) -> Dict:
-    """Arch name or dict -> a full mmpretrain ViT arch dict."""
+    """An arch name or dict -> the full arch dict (``embed_dims``,
+    ``num_layers``, ``num_heads``, ``feedforward_channels``)."""
     if isinstance(arch, str):
-        if arch.lower() not in _ARCHS:
+        name = arch.lower()
+        if name in _TIMM_NAMES:
+            raise ValueError(
+                f'DenseViTBackbone arch {arch!r} is ambiguous: timm calls '
+                f'{_TIMM_NAMES[name]!r} {arch!r}, while mmpretrain\'s '
+                f'{arch!r} is another net. Fix: arch={_TIMM_NAMES[name]!r} '
+                "(or 'deit-base' = 'base', 'large', 'huge', any name of "
+                "mmpretrain's VisionTransformer.arch_zoo, or a dict).")
+        if name not in VisionTransformer.arch_zoo:
             raise ValueError(
                 f'Unknown DenseViTBackbone arch {arch!r}. Fix: use one of '
-                f'{sorted(_ARCHS)} or a dict with keys {_REQUIRED_KEYS} '
-                '(and optionally feedforward_channels).')
-        settings = dict(_ARCHS[arch.lower()])
-    elif isinstance(arch, dict):
-        missing = [k for k in _REQUIRED_KEYS if k not in arch]
-        if missing:
-            raise ValueError(
-                f'DenseViTBackbone arch dict lacks {missing}. Fix: give '
-                'e.g. dict(embed_dims=192, num_layers=1, num_heads=3).')
-        settings = dict(arch)
-    else:
+                "mmpretrain's VisionTransformer archs (e.g. 'deit-tiny', "
+                "'deit-small', 'deit-base') or a dict with keys "
+                f'{_REQUIRED_KEYS} (and optionally feedforward_channels).')
+        return dict(VisionTransformer.arch_zoo[name])
+    if not isinstance(arch, dict):
         raise TypeError('DenseViTBackbone `arch` must be a str or a dict, '
                         f'got {type(arch).__name__}.')
+    missing = [k for k in _REQUIRED_KEYS if k not in arch]
+    if missing:
+        raise ValueError(
+            f'DenseViTBackbone arch dict lacks {missing}. Fix: give '
+            'e.g. dict(embed_dims=192, num_layers=4, num_heads=3).')
+    settings = dict(arch)
     if settings['embed_dims'] % settings['num_heads']:
         raise ValueError(
             f"DenseViTBackbone: embed_dims={settings['embed_dims']} is not "
             f"divisible by num_heads={settings['num_heads']}.")
-    # The standard ViT MLP ratio of 4 unless the arch says otherwise.
     settings.setdefault('feedforward_channels', 4 * settings['embed_dims'])
     return settings
 
@@ -51,10 +58,14 @@ class DenseViTBackbone(VisionTransformer):
     grid).
 
     Args:
-        arch (str | dict): 'tiny' (192-d, 12 layers, 3 heads), 'small'
-            (384, 12, 6), 'base' (768, 12, 12), or a dict with
-            ``embed_dims``, ``num_layers``, ``num_heads`` and optionally
-            ``feedforward_channels`` (default 4 × embed_dims).
+        arch (str | dict): a name of mmpretrain's
+            ``VisionTransformer.arch_zoo`` with mmpretrain's meaning:
+            'deit-tiny' (192-d, 12 layers, 3 heads; timm's ViT-Ti),
+            'deit-small' (384, 12, 6; timm's ViT-S), 'deit-base' / 'base'
+            (768, 12, 12), 'large', 'huge'... The bare 'tiny' and 'small'
+            are refused: mmpretrain's 'small' is 768-d with 8 layers. Or a
+            dict with ``embed_dims``, ``num_layers``, ``num_heads`` and
+            optionally ``feedforward_channels`` (default 4 × embed_dims).
         img_size (int): Size the position embeddings are built for.
             Defaults to 224.
         patch_size (int): Patch size. Defaults to 16.
@@ -63,7 +74,7 @@ class DenseViTBackbone(VisionTransformer):
     """
 
     def __init__(self,
-                 arch: Union[str, Dict] = 'small',
+                 arch: Union[str, Dict] = 'deit-small',
                  img_size: int = 224,
                  patch_size: int = 16,
                  **kwargs) -> None:

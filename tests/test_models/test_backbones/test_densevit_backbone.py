@@ -4,14 +4,27 @@ import torch
 from densevit.models.backbones import DenseViTBackbone
 
 
-@pytest.mark.parametrize('arch,dims', [('tiny', 192), ('small', 384),
-                                       ('base', 768)])
-def test_named_archs(arch, dims):
+@pytest.mark.parametrize('arch,dims,heads', [('deit-tiny', 192, 3),
+                                             ('deit-small', 384, 6),
+                                             ('deit-base', 768, 12),
+                                             ('base', 768, 12)])
+def test_named_archs_mean_what_mmpretrain_means(arch, dims, heads):
+    from mmpretrain.models import VisionTransformer
     backbone = DenseViTBackbone(arch)
     assert backbone.embed_dims == dims
     assert backbone.num_layers == 12
-    heads = {'tiny': 3, 'small': 6, 'base': 12}[arch]
     assert backbone.layers[0].attn.num_heads == heads
+    reference = VisionTransformer.arch_zoo[arch]
+    assert backbone.embed_dims == reference['embed_dims']
+    assert backbone.num_layers == reference['num_layers']
+
+
+@pytest.mark.parametrize('short,fix', [('tiny', 'deit-tiny'),
+                                       ('small', 'deit-small')])
+def test_timm_short_names_are_refused_with_the_mmpretrain_name(short, fix):
+    # mmpretrain's 'small' is a 768-d, 8-layer net: never silently that.
+    with pytest.raises(ValueError, match=f"arch='{fix}'"):
+        DenseViTBackbone(short)
 
 
 @pytest.mark.parametrize('img_size,grid', [(224, 14), (64, 4)])
@@ -64,4 +77,4 @@ def test_bad_input_size_and_fixed_args():
     with pytest.raises(ValueError, match='multiples of patch_size'):
         backbone(torch.randn(1, 3, 40, 32))
     with pytest.raises(ValueError, match='out_type'):
-        DenseViTBackbone('tiny', out_type='cls_token')
+        DenseViTBackbone('deit-tiny', out_type='cls_token')
