@@ -20,7 +20,7 @@ TINY_MODEL = dict(
     dense_loss=dict(type='DenseContrastiveLoss', queue_len=64, feat_dim=16),
     global_loss=dict(type='GlobalContrastiveLoss', queue_len=64, feat_dim=16),
     loss_lambda=0.5,
-    momentum=0.99,
+    momentum=0.01,
     data_preprocessor=dict(
         type='SelfSupDataPreprocessor',
         mean=[123.675, 116.28, 103.53],

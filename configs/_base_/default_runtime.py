@@ -14,7 +14,8 @@ default_hooks = dict(
 # The DenseViT training machinery. Each hook's docstring says when it runs.
 custom_hooks = [
     dict(type='QueueUpdateHook'),
-    dict(type='MomentumUpdateHook', schedule='cosine', end_momentum=1.0),
+    # The momentum schedule is the model's (model.momentum/end_momentum).
+    dict(type='MomentumUpdateHook'),
     dict(type='LossWeightWarmupHook', warmup_iters=1000),
     dict(type='TrainStateHook'),
     dict(type='NonFiniteLossHook'),

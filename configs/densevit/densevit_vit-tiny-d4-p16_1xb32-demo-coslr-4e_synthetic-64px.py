@@ -22,7 +22,7 @@ model = dict(
     neck=dict(in_channels=192),
     dense_loss=dict(queue_len=4096),
     global_loss=dict(queue_len=4096),
-    momentum=0.99)
+    momentum=0.01)
 
 # 4 epochs of 16,384 freshly drawn images: more distinct images beat more
 # passes over fewer for a ViT learning shapes from scratch.
@@ -52,7 +52,7 @@ auto_scale_lr = dict(base_batch_size=32)
 default_hooks = dict(logger=dict(interval=20))
 custom_hooks = [
     dict(type='QueueUpdateHook'),
-    dict(type='MomentumUpdateHook', schedule='cosine', end_momentum=1.0),
+    dict(type='MomentumUpdateHook'),
     dict(type='LossWeightWarmupHook', warmup_iters=100),
     dict(type='TrainStateHook'),
     dict(type='NonFiniteLossHook'),

@@ -5,7 +5,6 @@ The toy draws from every global RNG (dropout and ``torch.randn`` in the
 forward pass, Python ``random`` and NumPy in the dataset transform and the
 loss), so a resume that does not restore them gives different losses.
 """
-import copy
 import random
 import uuid
 
@@ -21,7 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import densevit.engine  # noqa: F401  (registers the hooks)
-from densevit.models.utils import MemoryQueue
+from densevit.models.utils import KeyEncoderEMA, MemoryQueue
 
 
 class ToyDataset(Dataset):
@@ -45,30 +44,33 @@ class ToyDataset(Dataset):
 
 class ToyContrastiveModel(BaseModel):
     """Implements the DenseViT API the hooks use: ``update_queues()``,
-    ``momentum_update(m)``, ``base_momentum``, ``loss_lambda``,
-    ``base_loss_lambda``, ``global_loss.queue`` / ``dense_loss.queue``.
+    ``momentum_update(step)`` (a real :class:`KeyEncoderEMA`, by default on
+    the base configs' cosine to 0),
+    ``driving_hooks``, ``loss_lambda`` and ``dense_weight_scale``,
+    ``global_loss.queue`` / ``dense_loss.queue``.
 
-    Records, per training step, ``(iteration, loss_lambda)`` and the loss, and
-    every momentum it was updated with. ``nan_from``: the dense loss is NaN
-    from that 0-based iteration on.
+    Records, per training step, ``(iteration, λ)`` and the loss, and the
+    momentum of every EMA update. ``nan_from``: the dense loss is NaN from
+    that 0-based iteration on.
     """
 
     def __init__(self,
                  dim: int = 4,
                  queue_len: int = 64,
-                 base_momentum: float = 0.9,
+                 momentum: float = 0.1,
+                 end_momentum: float = 0.0,
                  loss_lambda: float = 0.5,
                  nan_from: int = None) -> None:
         super().__init__()
         self.online = nn.Sequential(nn.Linear(dim, dim), nn.Dropout(0.5))
-        self.key = copy.deepcopy(self.online).requires_grad_(False)
+        self.key = KeyEncoderEMA(self.online, momentum, end_momentum)
         self.global_loss = nn.Module()
         self.global_loss.queue = MemoryQueue(queue_len, dim)
         self.dense_loss = nn.Module()
         self.dense_loss.queue = MemoryQueue(queue_len, dim)
-        self.base_momentum = base_momentum
-        self.base_loss_lambda = loss_lambda
         self.loss_lambda = loss_lambda
+        self.dense_weight_scale = 1.0
+        self.driving_hooks = set()
         self.nan_from = nan_from
         self.lambdas, self.losses, self.momenta = [], [], []
         self._pending = None
@@ -89,10 +91,11 @@ class ToyContrastiveModel(BaseModel):
         if self.nan_from is not None and iteration >= self.nan_from:
             loss_dense = loss_dense * float('nan')
         self._pending = k
-        self.lambdas.append((iteration, self.loss_lambda))
+        loss_lambda = self.loss_lambda * self.dense_weight_scale
+        self.lambdas.append((iteration, loss_lambda))
         losses = dict(
-            loss_global=(1 - self.loss_lambda) * loss_global,
-            loss_dense=self.loss_lambda * loss_dense)
+            loss_global=(1 - loss_lambda) * loss_global,
+            loss_dense=loss_lambda * loss_dense)
         self.losses.append(float(sum(losses.values()).detach()))
         return losses
 
@@ -102,12 +105,9 @@ class ToyContrastiveModel(BaseModel):
             self.dense_loss.queue.enqueue(self._pending)
             self._pending = None
 
-    @torch.no_grad()
-    def momentum_update(self, momentum: float) -> None:
-        self.momenta.append(momentum)
-        for key, online in zip(self.key.parameters(),
-                               self.online.parameters()):
-            key.mul_(momentum).add_(online, alpha=1 - momentum)
+    def momentum_update(self, step: int = None) -> None:
+        self.momenta.append(self.key.momentum_at(step))
+        self.key.update_parameters(self.online, step)
 
 
 class ToyMetric(BaseMetric):

@@ -13,7 +13,7 @@ from engine_toys import Crash, CrashAt
 
 HOOKS = [
     dict(type='QueueUpdateHook'),
-    dict(type='MomentumUpdateHook', schedule='cosine', end_momentum=1.0),
+    dict(type='MomentumUpdateHook'),
     dict(type='LossWeightWarmupHook', warmup_iters=2),
     dict(type='NonFiniteLossHook'),
     dict(type='TrainStateHook'),
@@ -32,11 +32,13 @@ class RecordLosses(Hook):
                          outputs=None) -> None:
         self.losses.append(runner.message_hub.get_scalar(
             'train/loss').current())
-        self.lambdas.append(runner.model.loss_lambda)
+        self.lambdas.append(runner.model.current_loss_lambda)
 
 
-def build(work_dir, model_cfg, extra_hooks=(), **kwargs):
+def build(work_dir, model_cfg, extra_hooks=(), hooks=HOOKS, **kwargs):
     model_cfg = copy.deepcopy(model_cfg)
+    # The cosine schedule of the base configs.
+    model_cfg['end_momentum'] = 0.0
     model_cfg['backbone']['arch'] = dict(
         embed_dims=32, num_layers=1, num_heads=2, feedforward_channels=64)
     pipeline = [
@@ -64,7 +66,7 @@ def build(work_dir, model_cfg, extra_hooks=(), **kwargs):
             checkpoint=dict(type='AtomicCheckpointHook', interval=2,
                             by_epoch=False),
             logger=dict(type='LoggerHook', interval=100)),
-        custom_hooks=HOOKS + list(extra_hooks),
+        custom_hooks=list(hooks) + list(extra_hooks),
         randomness=dict(seed=0),
         default_scope='densevit',
         log_level='WARNING',
@@ -100,6 +102,23 @@ def test_densevit_trains_and_resumes_exactly(tiny_model_cfg, tmp_path):
     actual = resumed.model.state_dict()
     for key in expected:  # online + key encoders, queues and pointers
         torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('missing', ['QueueUpdateHook', 'MomentumUpdateHook'])
+def test_training_without_a_driving_hook_fails_at_the_first_step(
+        tiny_model_cfg, tmp_path, missing):
+    runner = build(tmp_path, tiny_model_cfg,
+                   hooks=[h for h in HOOKS if h['type'] != missing])
+    with pytest.raises(ValueError,
+                       match=rf"without {missing}.*dict\(type='{missing}'\)"):
+        runner.train()
+    # Stopped before the optimizer stepped: the key encoder is still the
+    # initial copy of the online one.
+    model = runner.model
+    for key, online in zip(model.key_encoder.module.parameters(),
+                           [*model.backbone.parameters(),
+                            *model.neck.parameters()]):
+        assert torch.equal(key, online)
 
 
 def test_compile_option_trains_to_the_same_losses(tiny_model_cfg, tmp_path):

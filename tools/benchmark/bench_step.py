@@ -49,8 +49,7 @@ def build_densevit(spec: BenchmarkSpec) -> nn.Module:
             dense_loss=dict(type='DenseContrastiveLoss', **losses),
             global_loss=dict(type='GlobalContrastiveLoss', **losses),
             loss_lambda=0.5,
-            # mmpretrain's DenseCL momentum=0.001 below is this 0.999.
-            momentum=0.999))
+            momentum=0.001))
 
 
 def build_densecl(spec: BenchmarkSpec) -> nn.Module:
@@ -80,7 +79,7 @@ def build_densecl(spec: BenchmarkSpec) -> nn.Module:
                 temperature=spec.temperature),
             queue_len=spec.queue_len,
             feat_dim=spec.feat_dim,
-            momentum=0.001,  # mmpretrain counts the EMA the other way
+            momentum=0.001,
             loss_lambda=0.5))
 
 

@@ -20,15 +20,20 @@ class QueueUpdateHook(Hook):
     ``ABOVE_NORMAL`` places it before :class:`CheckpointHook` (``VERY_LOW``):
     a checkpoint saved at this iteration holds the updated queues, so a
     resumed run continues with exactly the same negatives.
+
+    In ``before_train`` it adds its name to ``model.driving_hooks``, which
+    the model checks at its first training step.
     """
 
     priority = 'ABOVE_NORMAL'
 
     def before_train(self, runner) -> None:
-        """Check the model has ``update_queues()``."""
+        """Check the model API and mark the model as driven by this hook."""
+        model = get_ori_model(runner.model)
         require_model_api(
-            get_ori_model(runner.model), 'QueueUpdateHook',
-            methods=('update_queues', ))
+            model, 'QueueUpdateHook', methods=('update_queues', ),
+            attributes=('driving_hooks', ))
+        model.driving_hooks.add('QueueUpdateHook')
 
     def after_train_iter(self,
                          runner,
@@ -37,3 +42,7 @@ class QueueUpdateHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         """Enqueue the keys of the iteration that just finished."""
         get_ori_model(runner.model).update_queues()
+
+    def after_train(self, runner) -> None:
+        """The model is no longer driven by this hook."""
+        get_ori_model(runner.model).driving_hooks.discard('QueueUpdateHook')

@@ -1,5 +1,5 @@
 """DenseViT: a ViT trained with global + dense contrastive learning."""
-import copy
+from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -8,6 +8,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from densevit.registry import MODELS
+from ..utils import KeyEncoderEMA
 
 
 def _build(cfg: Union[dict, nn.Module, None]) -> Optional[nn.Module]:
@@ -29,10 +30,15 @@ class DenseViT(BaseSelfSupervisor):
     jointly and adds ``loss_cls`` from the labels.
 
     The query path (view 1) runs through the online encoder with gradients;
-    the key path (view 2) through ``key_backbone``/``key_neck``, an
-    exponential moving average of the online encoder updated by
-    ``MomentumUpdateHook`` after each optimiser step. Queues are filled by
-    ``QueueUpdateHook`` from the keys the losses expose.
+    the key path (view 2) through :attr:`key_encoder`, a
+    :class:`KeyEncoderEMA` of the online backbone + neck (its copies are
+    :attr:`key_backbone` / :attr:`key_neck`). In a Runner, hooks drive the
+    state that changes between steps: ``MomentumUpdateHook`` calls
+    :meth:`momentum_update` after each optimizer step, ``QueueUpdateHook``
+    :meth:`update_queues` with the keys the losses expose, and the optional
+    ``LossWeightWarmupHook`` sets :attr:`dense_weight_scale`. A Runner-driven
+    step without the first two fails at the first step (see
+    :meth:`parse_losses`).
 
     Args:
         backbone (dict): ``DenseViTBackbone`` config.
@@ -45,11 +51,14 @@ class DenseViT(BaseSelfSupervisor):
         loss_lambda (float): λ in ``(1-λ)·global + λ·dense``, in [0, 1].
             Defaults to 0.5 (DenseCL).
         cls_loss_weight (float): weight of ``loss_cls``. Defaults to 1.
-        momentum (float): EMA momentum of the key encoder, the share of the
-            OLD key weights kept per update: ``key = momentum·key +
-            (1-momentum)·online``. 0.99 keeps 99%. Must be in [0, 1].
-            Defaults to 0.99. (mmpretrain's ``DenseCL`` counts the other
-            way: its 0.001 is this 0.999.)
+        momentum (float): EMA momentum of the key encoder in mmengine's
+            convention, the share of the ONLINE weights taken per update:
+            ``key = (1-momentum)·key + momentum·online``, in (0, 1). 0.001
+            keeps 99.9%. Defaults to 0.001 (MoCo, mmpretrain's DenseCL).
+        end_momentum (float, optional): With a value, the momentum follows
+            mmpretrain's ``CosineEMA`` cosine from ``momentum`` down to
+            ``end_momentum`` at the last iteration (BYOL; the base configs
+            use 0.0). Defaults to None (constant ``momentum``).
         symmetric_loss (bool): Each view is the query once (the two
             directions averaged), as in MoCo v3 / BYOL; costs a second
             forward of both encoders. Defaults to False (DenseCL: view 1
@@ -59,6 +68,10 @@ class DenseViT(BaseSelfSupervisor):
         init_cfg (dict, optional): initialisation config.
     """
 
+    #: The hooks a Runner-driven training of DenseViT needs; each adds its
+    #: name to :attr:`driving_hooks` in its ``before_train``.
+    REQUIRED_HOOKS = ('QueueUpdateHook', 'MomentumUpdateHook')
+
     def __init__(self,
                  backbone: dict,
                  neck: dict,
@@ -67,7 +80,8 @@ class DenseViT(BaseSelfSupervisor):
                  head: Optional[dict] = None,
                  loss_lambda: float = 0.5,
                  cls_loss_weight: float = 1.0,
-                 momentum: float = 0.99,
+                 momentum: float = 0.001,
+                 end_momentum: Optional[float] = None,
                  symmetric_loss: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -75,11 +89,6 @@ class DenseViT(BaseSelfSupervisor):
             raise ValueError(f'DenseViT `loss_lambda` must be in [0, 1], got '
                              f'{loss_lambda!r}. Fix: 0.5 weighs both losses '
                              'equally (DenseCL).')
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(
-                f'DenseViT `momentum` must be in [0, 1], got {momentum!r}: it '
-                'is the share of old key-encoder weights kept per update '
-                '(0.99 keeps 99%).')
         super().__init__(
             backbone=_build(backbone),
             neck=_build(neck),
@@ -90,16 +99,17 @@ class DenseViT(BaseSelfSupervisor):
         self.global_loss = _build(global_loss)
         self._check_dimensions()
 
-        self.base_loss_lambda = float(loss_lambda)
         self.loss_lambda = float(loss_lambda)
+        #: Factor on λ set by ``LossWeightWarmupHook`` (0 while the dense
+        #: loss warms up); 1 outside a warm-up.
+        self.dense_weight_scale = 1.0
         self.cls_loss_weight = float(cls_loss_weight)
-        self.base_momentum = float(momentum)
         self.symmetric_loss = bool(symmetric_loss)
+        #: Names of the hooks driving this model in the current run.
+        self.driving_hooks = set()
 
-        self.key_backbone = copy.deepcopy(self.backbone)
-        self.key_neck = copy.deepcopy(self.neck)
-        for param in self._key_parameters():
-            param.requires_grad_(False)
+        self.key_encoder = KeyEncoderEMA(
+            self._online_encoder(), momentum, end_momentum)
 
     def _check_dimensions(self) -> None:
         embed = getattr(self.backbone, 'embed_dims', None)
@@ -125,11 +135,27 @@ class DenseViT(BaseSelfSupervisor):
     # ------------------------------------------------------------------
     # momentum encoder and queues (driven by hooks)
     # ------------------------------------------------------------------
-    def _online_parameters(self) -> List[Tensor]:
-        return [*self.backbone.parameters(), *self.neck.parameters()]
+    def _online_encoder(self) -> nn.Sequential:
+        # Built per call, not stored: a stored container would register the
+        # online modules a second time in the state dict.
+        return nn.Sequential(
+            OrderedDict(backbone=self.backbone, neck=self.neck))
 
-    def _key_parameters(self) -> List[Tensor]:
-        return [*self.key_backbone.parameters(), *self.key_neck.parameters()]
+    @property
+    def key_backbone(self) -> nn.Module:
+        """The key encoder's backbone (``key_encoder.module.backbone``)."""
+        return self.key_encoder.module.backbone
+
+    @property
+    def key_neck(self) -> nn.Module:
+        """The key encoder's neck (``key_encoder.module.neck``)."""
+        return self.key_encoder.module.neck
+
+    @property
+    def current_loss_lambda(self) -> float:
+        """The λ of the next :meth:`loss`: ``loss_lambda`` scaled by the
+        warm-up's :attr:`dense_weight_scale`."""
+        return self.loss_lambda * self.dense_weight_scale
 
     def init_weights(self) -> None:
         """Initialise the online encoder, then start the key encoder equal."""
@@ -139,27 +165,19 @@ class DenseViT(BaseSelfSupervisor):
     @torch.no_grad()
     def copy_online_to_key(self) -> None:
         """Make the key encoder an exact copy of the online encoder."""
-        self.key_backbone.load_state_dict(self.backbone.state_dict())
-        self.key_neck.load_state_dict(self.neck.state_dict())
+        self.key_encoder.module.load_state_dict(
+            self._online_encoder().state_dict())
 
     @torch.no_grad()
-    def momentum_update(self, momentum: Optional[float] = None) -> None:
-        """``key = momentum·key + (1-momentum)·online`` for every parameter.
-
-        One fused ``_foreach`` lerp over all tensors instead of a Python loop
-        of small kernels; buffers (none in a ViT, but any neck may add some)
-        are copied.
+    def momentum_update(self, step: Optional[int] = None) -> None:
+        """EMA-update the key encoder towards the online one.
 
         Args:
-            momentum (float, optional): defaults to :attr:`base_momentum`.
+            step (int, optional): Number of optimizer steps taken, for the
+                cosine schedule (``end_momentum``); see
+                :meth:`KeyEncoderEMA.update_parameters`.
         """
-        momentum = self.base_momentum if momentum is None else momentum
-        torch._foreach_lerp_(self._key_parameters(),
-                             self._online_parameters(), 1.0 - momentum)
-        for online, key in ((self.backbone, self.key_backbone),
-                            (self.neck, self.key_neck)):
-            for src, dst in zip(online.buffers(), key.buffers()):
-                dst.copy_(src)
+        self.key_encoder.update_parameters(self._online_encoder(), step)
 
     @torch.no_grad()
     def update_queues(self) -> None:
@@ -243,9 +261,10 @@ class DenseViT(BaseSelfSupervisor):
         loss_global = self.global_loss(q_global, k_global)
         loss_dense = self.dense_loss(q_dense, k_dense, q_patches, k_patches,
                                      geometry)
+        loss_lambda = self.current_loss_lambda
         losses = dict(
-            loss_global=loss_global * (1.0 - self.loss_lambda),
-            loss_dense=loss_dense * self.loss_lambda)
+            loss_global=loss_global * (1.0 - loss_lambda),
+            loss_dense=loss_dense * loss_lambda)
         if self.with_head:
             if not data_samples or any('gt_label' not in sample
                                        for sample in data_samples):
@@ -258,6 +277,34 @@ class DenseViT(BaseSelfSupervisor):
             cls_loss = self.head.loss((cls_feats, ), data_samples)['loss']
             losses['loss_cls'] = cls_loss * self.cls_loss_weight
         return losses
+
+    def parse_losses(self, losses: Dict[str, Tensor]):
+        """mmengine's ``parse_losses``, after checking the hooks that drive
+        the queues and the key encoder are in the run.
+
+        Every mmengine ``train_step`` (``BaseModel``'s and the DDP/FSDP
+        wrappers') parses the losses of each Runner-driven step, while
+        direct ``loss`` calls (tests, benchmarks) do not: so a run without
+        ``QueueUpdateHook`` (a queue that never fills) or
+        ``MomentumUpdateHook`` (a key encoder that never moves) stops at its
+        first step, before the optimizer steps. A Python set lookup: no
+        tensor is read.
+
+        Raises:
+            ValueError: a hook of :attr:`REQUIRED_HOOKS` did not mark the
+                model in its ``before_train``.
+        """
+        missing = [name for name in self.REQUIRED_HOOKS
+                   if name not in self.driving_hooks]
+        if missing:
+            fix = ', '.join(f"dict(type='{name}')" for name in missing)
+            raise ValueError(
+                f'DenseViT is trained without {" and ".join(missing)}: the '
+                'memory queues / key encoder would never be updated. Fix: '
+                f'add {fix} to custom_hooks (configs/_base_/'
+                'default_runtime.py lists them; a config that sets '
+                'custom_hooks replaces that list).')
+        return super().parse_losses(losses)
 
     def _view_geometry(self, data_samples: Optional[List[DataSample]],
                        device: torch.device

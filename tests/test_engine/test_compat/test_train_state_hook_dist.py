@@ -12,7 +12,7 @@ from engine_toys import Crash, CrashAt, ToyContrastiveModel, build_runner
 
 HOOKS = [
     dict(type='QueueUpdateHook'),
-    dict(type='MomentumUpdateHook', schedule='cosine'),
+    dict(type='MomentumUpdateHook'),
     dict(type='TrainStateHook'),
 ]
 

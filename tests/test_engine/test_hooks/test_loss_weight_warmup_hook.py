@@ -17,8 +17,11 @@ def test_lambda_is_zero_during_warmup_then_base(make_runner, tmp_path):
                                     (4, 0.5), (5, 0.5)]
     switches = [m for m in logged if 'LossWeightWarmupHook' in m]
     assert len(switches) == 2
-    assert 'loss_lambda = 0.0 from iteration 1' in switches[0]
-    assert 'loss_lambda = 0.5 from iteration 4' in switches[1]
+    assert 'dense_weight_scale = 0.0 from iteration 1' in switches[0]
+    assert 'dense_weight_scale = 1.0 from iteration 4' in switches[1]
+    # λ is the model's own value throughout; the scale is back to 1.
+    assert runner.model.loss_lambda == 0.5
+    assert runner.model.dense_weight_scale == 1.0
 
 
 @pytest.mark.parametrize('resume_at,expected', [
@@ -40,6 +43,13 @@ def test_lambda_after_resume(make_runner, tmp_path, resume_at, expected):
         custom_hooks=hooks, resume=True)
     resumed.train()
     assert model.lambdas == expected
+
+
+def test_rejects_a_model_without_the_api(make_runner, tmp_path):
+    runner = make_runner(tmp_path, max_iters=1)
+    del runner.model.dense_weight_scale
+    with pytest.raises(TypeError, match='dense_weight_scale'):
+        LossWeightWarmupHook().before_train(runner)
 
 
 def test_bad_warmup_iters():

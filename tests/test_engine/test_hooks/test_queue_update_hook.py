@@ -39,8 +39,21 @@ def test_reaches_the_model_inside_a_wrapper(make_runner, tmp_path):
     assert int(model.global_loss.queue.ptr) == 2
 
 
+def test_marks_the_model_for_the_run_only(make_runner, tmp_path):
+    runner = make_runner(tmp_path, max_iters=1)
+    model = runner.model
+    QueueUpdateHook().before_train(runner)
+    assert model.driving_hooks == {'QueueUpdateHook'}
+    QueueUpdateHook().after_train(runner)
+    assert model.driving_hooks == set()
+
+
 def test_rejects_a_model_without_the_api(make_runner, tmp_path):
     runner = make_runner(tmp_path, max_iters=1)
     runner.model.update_queues = None
     with pytest.raises(TypeError, match='update_queues'):
+        QueueUpdateHook().before_train(runner)
+    del runner.model.update_queues  # the method again
+    del runner.model.driving_hooks
+    with pytest.raises(TypeError, match='driving_hooks'):
         QueueUpdateHook().before_train(runner)

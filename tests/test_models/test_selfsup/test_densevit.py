@@ -1,5 +1,8 @@
+import uuid
+
 import pytest
 import torch
+from mmengine.logging import MessageHub
 from mmpretrain.structures import DataSample
 from torch.overrides import TorchFunctionMode
 
@@ -48,23 +51,59 @@ def test_loss_weighting_by_lambda(tiny_model_cfg):
     assert full_dense['loss_global'].item() == 0.0
     torch.testing.assert_close(mixed['loss_dense'],
                                full_dense['loss_dense'] * 0.25)
+    # The warm-up's scale multiplies λ; λ itself is untouched.
+    model.dense_weight_scale = 0.0
+    warmup = model(views, mode='loss')
+    assert model.current_loss_lambda == 0.0 and model.loss_lambda == 0.25
+    assert warmup['loss_dense'].item() == 0.0
+    torch.testing.assert_close(warmup['loss_global'],
+                               mixed['loss_global'] / 0.75)
+
+
+def with_max_iters(max_iters):
+    """A current MessageHub with the run length, as a Runner's."""
+    MessageHub.get_instance(f'test_densevit_{uuid.uuid4().hex}').update_info(
+        'max_iters', max_iters)
 
 
 def test_momentum_update_is_exact_ema(tiny_model_cfg):
+    # mmengine's convention: momentum 0.01 takes 1% of the online weights.
+    model = build(tiny_model_cfg)
+    with torch.no_grad():
+        for p in [*model.backbone.parameters(), *model.neck.parameters()]:
+            p.add_(1.0)
+    old_key = [p.clone() for p in model.key_encoder.parameters()]
+    online = [p.clone() for p in [*model.backbone.parameters(),
+                                  *model.neck.parameters()]]
+    model.momentum_update()
+    model.momentum_update()
+    for new, old, src in zip(model.key_encoder.parameters(), old_key,
+                             online):
+        torch.testing.assert_close(new, src + 0.99**2 * (old - src))
+
+
+def test_cosine_momentum_from_the_model_config(tiny_model_cfg):
+    tiny_model_cfg.update(momentum=0.2, end_momentum=0.0)
     model = build(tiny_model_cfg)
     with torch.no_grad():
         for p in model.backbone.parameters():
             p.add_(1.0)
     old_key = [p.clone() for p in model.key_backbone.parameters()]
-    online = [p.clone() for p in model.backbone.parameters()]
-    model.momentum_update(0.9)
+    with_max_iters(4)
+    model.momentum_update(step=2)  # half way: m = 0.2 / 2
     for new, old, src in zip(model.key_backbone.parameters(), old_key,
-                             online):
+                             model.backbone.parameters()):
         torch.testing.assert_close(new, 0.9 * old + 0.1 * src)
-    model.momentum_update()  # base momentum 0.99 from the config
-    first = next(model.key_backbone.parameters())
-    expected = 0.99 * (0.9 * old_key[0] + 0.1 * online[0]) + 0.01 * online[0]
-    torch.testing.assert_close(first, expected)
+
+
+def test_key_encoder_state_dict_names(tiny_model_cfg):
+    state = build(tiny_model_cfg).state_dict()
+    assert 'key_encoder.steps' in state
+    key = {k for k in state if k.startswith('key_encoder.module.')}
+    online = {k for k in state if k.startswith(('backbone.', 'neck.'))}
+    assert key == {f'key_encoder.module.{k}' for k in online}
+    # The key_backbone / key_neck views add no second copy.
+    assert not any(k.startswith(('key_backbone', 'key_neck')) for k in state)
 
 
 def test_update_queues_moves_both_pointers(tiny_model_cfg):
@@ -140,7 +179,9 @@ def test_predict_and_tensor_outputs(tiny_model_cfg):
     (lambda c: c.update(head=dict(type='LinearClsHead', num_classes=2,
                                   in_channels=16)), 'head.in_channels=16'),
     (lambda c: c.update(loss_lambda=1.5), 'loss_lambda'),
-    (lambda c: c.update(momentum=-0.1), 'momentum'),
+    (lambda c: c.update(momentum=-0.1), 'share of the online'),
+    (lambda c: c.update(momentum=1.0), 'share of the online'),
+    (lambda c: c.update(end_momentum=0.5), 'end_momentum'),
     (lambda c: c['backbone'].update(arch='gigantic'), 'Unknown'),
     (lambda c: c['dense_loss'].update(queue_len=0), 'queue_len'),
     (lambda c: c['dense_loss'].update(temperature=0), 'temperature'),
@@ -186,26 +227,49 @@ def test_no_host_reads_caught_by_the_guard():
                 pass
 
 
-@pytest.mark.parametrize('joint', [False, True])
-def test_training_step_reads_nothing_back_to_the_host(tiny_model_cfg, joint):
+@pytest.mark.parametrize('joint,cosine', [(False, False), (True, True)])
+def test_training_step_reads_nothing_back_to_the_host(tiny_model_cfg, joint,
+                                                      cosine):
     # The hot path: forward, backward, optimiser step, queue update and EMA,
     # as the hooks run them. Twice, so the second step runs with a queue
     # pointer that the first one moved.
     if joint:
         tiny_model_cfg['head'] = dict(
             type='LinearClsHead', num_classes=3, in_channels=32)
+    if cosine:
+        tiny_model_cfg['end_momentum'] = 0.0
+        with_max_iters(2)
     model = build(tiny_model_cfg)
+    model.driving_hooks.update(model.REQUIRED_HOOKS)
     optimizer = torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad],
         lr=0.03, momentum=0.9, weight_decay=1e-4)
     views = two_views(batch=4)
     samples = labelled(batch=4) if joint else None
     with _NoHostReads():
-        for _ in range(2):
+        for step in (1, 2):
             losses = model(views, samples, mode='loss')
+            loss, _ = model.parse_losses(losses)
             optimizer.zero_grad()
-            sum(losses.values()).backward()
+            loss.backward()
             optimizer.step()
             model.update_queues()
-            model.momentum_update()
+            model.momentum_update(step)
     assert int(model.dense_loss.queue.ptr) == 8
+    assert int(model.key_encoder.steps) == 2
+
+
+def test_runner_step_without_the_driving_hooks_fails(tiny_model_cfg):
+    model = build(tiny_model_cfg)
+    losses = model(two_views(), mode='loss')  # direct calls: no check
+    model.driving_hooks.add('MomentumUpdateHook')
+    with pytest.raises(ValueError, match=r"without QueueUpdateHook.*"
+                       r"add dict\(type='QueueUpdateHook'\) to custom_hooks"):
+        model.parse_losses(losses)
+    model.driving_hooks.clear()
+    with pytest.raises(ValueError, match='QueueUpdateHook and '
+                       'MomentumUpdateHook'):
+        model.parse_losses(losses)
+    model.driving_hooks.update(model.REQUIRED_HOOKS)
+    loss, _ = model.parse_losses(losses)
+    torch.testing.assert_close(loss, sum(losses.values()))
