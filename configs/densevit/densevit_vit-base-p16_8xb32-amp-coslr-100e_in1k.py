@@ -1,8 +1,6 @@
 _base_ = './densevit_vit-small-p16_8xb64-amp-coslr-100e_in1k.py'
 
-model = dict(
-    backbone=dict(arch='deit-base', drop_path_rate=0.1),
-    neck=dict(in_channels=768))
+model = dict(backbone=dict(arch='deit-base', drop_path_rate=0.1))
 train_dataloader = dict(batch_size=32)
 # Total batch 256.
 optim_wrapper = dict(optimizer=dict(lr=1.5e-4))

@@ -12,3 +12,6 @@ train_dataloader = dict(batch_size=64)
 optim_wrapper = dict(
     type='AmpOptimWrapper', dtype='bfloat16', optimizer=dict(lr=3e-4))
 auto_scale_lr = dict(base_batch_size=512)
+
+# k-NN and linear-probe top-1 on the labelled val images every 10 epochs.
+custom_hooks = [*_base_.custom_hooks, _base_.probe_hook]

@@ -6,6 +6,5 @@ model = dict(
     head=dict(
         type='LinearClsHead',
         num_classes=1000,
-        in_channels=384,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0)),
     cls_loss_weight=1.0)

@@ -58,3 +58,12 @@ probe_dataloader = dict(
         with_label=True,
         test_mode=True,
         pipeline=probe_pipeline))
+
+# Probes of frozen CLS features during training (the metrics tools/test.py
+# runs, under the same names); a config turns it on with
+#   custom_hooks = [*_base_.custom_hooks, _base_.probe_hook]
+probe_hook = dict(
+    type='ProbeHook',
+    dataloader='probe_dataloader',
+    evaluator=[dict(type='KNNAccuracy'), dict(type='LinearProbeAccuracy')],
+    interval=10)

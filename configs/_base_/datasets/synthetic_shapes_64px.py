@@ -23,20 +23,42 @@ train_dataloader = dict(
         seed=0,
         pipeline=train_pipeline))
 
-# Single view with its mask: labelled data for linear / k-NN / dense probes.
-probe_pipeline = [
-    dict(type='ResizeWithMask', size=img_size),
+# Two views of a held-out image: crops and flips only, so the ground-truth
+# correspondence is exact; masks and labels are packed too. The probe
+# metrics (linear, k-NN, dense probe) use the first view.
+two_view_test_pipeline = [
+    dict(type='TwoViewCrop', size=img_size, scale=(0.3, 1.0), min_overlap=0.5),
     dict(type='PackDenseInputs'),
 ]
 
-# ProbeHook's split (its metrics fit on a seeded half, score the other).
-probe_dataloader = dict(
+# tools/test.py: correspondence accuracy, dense probe, k-NN and linear probe
+# on 1,024 held-out images (their metrics fit on a seeded half and score the
+# other half).
+test_dataloader = dict(
     _base_.eval_loader_defaults,
     dataset=dict(
         type=dataset_type,
-        num_samples=2048,
+        num_samples=1024,
         img_size=img_size,
         num_classes=num_classes,
-        seed=1,
+        seed=3,
         test_mode=True,
-        pipeline=probe_pipeline))
+        pipeline=two_view_test_pipeline))
+test_evaluator = [
+    dict(type='CorrespondenceAccuracy'),
+    dict(type='DenseProbe', num_classes=num_classes + 1),
+    dict(type='KNNAccuracy', num_classes=num_classes),
+    dict(type='LinearProbeAccuracy', num_classes=num_classes),
+]
+test_cfg = dict(type='TestLoop')
+
+# ProbeHook's split during training: the test metrics on other held-out
+# images (another seed). A config turns it on with
+#   custom_hooks = [*_base_.custom_hooks, _base_.probe_hook]
+probe_dataloader = dict(
+    test_dataloader, dataset=dict(test_dataloader['dataset'], seed=4))
+probe_hook = dict(
+    type='ProbeHook',
+    dataloader='probe_dataloader',
+    evaluator='test_evaluator',
+    interval=2)

@@ -8,23 +8,22 @@ model = dict(
         img_size=224,
         patch_size=16,
         drop_path_rate=0.0),
-    neck=dict(
-        type='DenseProjectionNeck',
-        in_channels=384,
-        hid_channels=2048,
-        out_channels=128),
+    # in_channels (the backbone's embed_dims) and the losses' feat_dim (the
+    # neck's out_channels) are derived by DenseViT.
+    neck=dict(type='DenseProjectionNeck', hid_channels=2048, out_channels=128),
     dense_loss=dict(
         type='DenseContrastiveLoss',
         queue_len=65536,
-        feat_dim=128,
         temperature=0.2,
         enqueue='mean'),
     global_loss=dict(
         type='GlobalContrastiveLoss',
         queue_len=65536,
-        feat_dim=128,
         temperature=0.2),
     loss_lambda=0.5,
+    # DenseCL trains the global loss alone first: matches on an untrained
+    # backbone are noise.
+    dense_warmup_iters=1000,
     # Key-encoder EMA in mmengine's convention: the share of the online
     # weights taken per update (0.001 keeps MoCo's 99.9%), on a cosine to 0
     # (BYOL) over the run; MomentumUpdateHook drives it.
@@ -35,3 +34,22 @@ model = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         to_rgb=True))
+
+# The hooks that drive DenseViT's training: enqueue each step's keys, move
+# the key encoder, switch on the dense loss after its warm-up (their settings
+# are the model's), keep every rank's RNG state in checkpoints and stop on a
+# non-finite loss. A config that adds hooks starts from this list:
+#   custom_hooks = [*_base_.custom_hooks, _base_.probe_hook]
+custom_hooks = [
+    dict(type='QueueUpdateHook'),
+    dict(type='MomentumUpdateHook'),
+    dict(type='LossWeightWarmupHook'),
+    dict(type='TrainStateHook'),
+    dict(type='NonFiniteLossHook'),
+]
+
+# Under DDP: every rank's queues are identical already (keys are all-gathered
+# before each enqueue) and a ViT has no BatchNorm statistics, so broadcasting
+# buffers each step would only copy both queues from rank 0.
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', broadcast_buffers=False)

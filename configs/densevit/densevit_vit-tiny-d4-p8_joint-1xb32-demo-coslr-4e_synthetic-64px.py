@@ -1,0 +1,9 @@
+# The demo in DenseViT's dual-path (joint) mode: SyntheticShapes' labels
+# train a linear head on the CLS token while the patch tokens learn by dense
+# contrast (and the CLS embedding by the global contrastive term).
+# tools/test.py adds the head's accuracy to the self-supervised demo's
+# metrics.
+_base_ = './densevit_vit-tiny-d4-p8_1xb32-demo-coslr-4e_synthetic-64px.py'
+
+model = dict(head=dict(type='LinearClsHead', num_classes=_base_.num_classes))
+test_evaluator = [dict(type='Accuracy', topk=(1, )), *_base_.test_evaluator]
