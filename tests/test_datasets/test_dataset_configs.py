@@ -62,19 +62,21 @@ def test_synthetic_train_batches_reproducible_with_seed():
     assert not torch.equal(batches[0]['inputs'][0], batches[2]['inputs'][0])
 
 
-def test_synthetic_probe_dataloaders():
+def test_synthetic_probe_and_test_dataloaders():
     cfg = load('synthetic_shapes_64px.py')
     seeds = set()
-    for key in ('probe_dataloader', ):
+    for key in ('probe_dataloader', 'test_dataloader'):
         loader_cfg = cfg[key]
         seeds.add(loader_cfg.dataset.seed)
         assert loader_cfg.sampler.shuffle is False
         batch = next(iter(build_loader(small_loader_cfg(loader_cfg))))
-        assert batch['inputs'].shape == (4, 3, 64, 64)
+        # Two views with their crop geometry, masks and labels.
+        assert [v.shape for v in batch['inputs']] == [(4, 3, 64, 64)] * 2
         s = batch['data_samples'][0]
-        assert s.gt_mask.shape == (64, 64) and s.gt_label.shape == (1, )
-    # Train and probe are different images.
-    assert len(seeds | {cfg.train_dataloader.dataset.seed}) == 2
+        assert s.gt_mask.shape == (2, 64, 64) and s.gt_label.shape == (1, )
+        assert s.view_boxes.shape == (2, 4)
+    # Train, probe and test are different images.
+    assert len(seeds | {cfg.train_dataloader.dataset.seed}) == 3
 
 
 def test_two_view_recipe_defined_once():

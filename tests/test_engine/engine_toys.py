@@ -60,6 +60,7 @@ class ToyContrastiveModel(BaseModel):
                  momentum: float = 0.1,
                  end_momentum: float = 0.0,
                  loss_lambda: float = 0.5,
+                 dense_warmup_iters: int = 3,
                  nan_from: int = None) -> None:
         super().__init__()
         self.online = nn.Sequential(nn.Linear(dim, dim), nn.Dropout(0.5))
@@ -70,6 +71,7 @@ class ToyContrastiveModel(BaseModel):
         self.dense_loss.queue = MemoryQueue(queue_len, dim)
         self.loss_lambda = loss_lambda
         self.dense_weight_scale = 1.0
+        self.dense_warmup_iters = dense_warmup_iters
         self.driving_hooks = set()
         self.nan_from = nan_from
         self.lambdas, self.losses, self.momenta = [], [], []

@@ -14,7 +14,7 @@ from engine_toys import Crash, CrashAt
 HOOKS = [
     dict(type='QueueUpdateHook'),
     dict(type='MomentumUpdateHook'),
-    dict(type='LossWeightWarmupHook', warmup_iters=2),
+    dict(type='LossWeightWarmupHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='TrainStateHook'),
 ]
@@ -39,6 +39,7 @@ def build(work_dir, model_cfg, extra_hooks=(), hooks=HOOKS, **kwargs):
     model_cfg = copy.deepcopy(model_cfg)
     # The cosine schedule of the base configs.
     model_cfg['end_momentum'] = 0.0
+    model_cfg.setdefault('dense_warmup_iters', 2)
     model_cfg['backbone']['arch'] = dict(
         embed_dims=32, num_layers=1, num_heads=2, feedforward_channels=64)
     pipeline = [

@@ -9,7 +9,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / 'configs/densevit/' \
-    'densevit_vit-tiny-d4-p16_1xb32-demo-coslr-4e_synthetic-64px.py'
+    'densevit_vit-tiny-d4-p8_1xb32-demo-coslr-4e_synthetic-64px.py'
 
 TINY_OVERRIDES = f"""
 _base_ = '{DEMO}'

@@ -19,6 +19,15 @@ def _build(cfg: Union[dict, nn.Module, None]) -> Optional[nn.Module]:
     return MODELS.build(cfg)
 
 
+def _with_default(cfg: Union[dict, nn.Module, None], key: str,
+                  value) -> Union[dict, nn.Module, None]:
+    """``cfg`` with ``key`` set to ``value`` unless the config gives it:
+    channel counts are derived once, from the module that defines them."""
+    if not isinstance(cfg, dict) or value is None or key in cfg:
+        return cfg
+    return dict(cfg, **{key: value})
+
+
 @MODELS.register_module()
 class DenseViT(BaseSelfSupervisor):
     """Online ViT + projection neck, its momentum copy, and the losses.
@@ -42,14 +51,22 @@ class DenseViT(BaseSelfSupervisor):
 
     Args:
         backbone (dict): ``DenseViTBackbone`` config.
-        neck (dict): ``DenseProjectionNeck`` config.
-        dense_loss (dict): ``DenseContrastiveLoss`` config.
-        global_loss (dict): ``GlobalContrastiveLoss`` config.
+        neck (dict): ``DenseProjectionNeck`` config; ``in_channels``
+            defaults to the backbone's ``embed_dims``.
+        dense_loss (dict): ``DenseContrastiveLoss`` config; ``feat_dim``
+            defaults to the neck's ``out_channels``.
+        global_loss (dict): ``GlobalContrastiveLoss`` config; ``feat_dim``
+            likewise.
         head (dict, optional): classification head on the CLS token, e.g.
-            ``dict(type='LinearClsHead', num_classes=6, in_channels=192)``.
-            Defaults to None (self-supervised only).
+            ``dict(type='LinearClsHead', num_classes=6)``; ``in_channels``
+            defaults to the backbone's ``embed_dims``. Defaults to None
+            (self-supervised only).
         loss_lambda (float): λ in ``(1-λ)·global + λ·dense``, in [0, 1].
             Defaults to 0.5 (DenseCL).
+        dense_warmup_iters (int): the first iterations train the global
+            loss alone (DenseCL's warm-up: matches on untrained backbone
+            features are noise); ``LossWeightWarmupHook`` applies it.
+            Defaults to 0 (no warm-up).
         cls_loss_weight (float): weight of ``loss_cls``. Defaults to 1.
         momentum (float): EMA momentum of the key encoder in mmengine's
             convention, the share of the ONLINE weights taken per update:
@@ -79,6 +96,7 @@ class DenseViT(BaseSelfSupervisor):
                  global_loss: dict = dict(type='GlobalContrastiveLoss'),
                  head: Optional[dict] = None,
                  loss_lambda: float = 0.5,
+                 dense_warmup_iters: int = 0,
                  cls_loss_weight: float = 1.0,
                  momentum: float = 0.001,
                  end_momentum: Optional[float] = None,
@@ -89,15 +107,28 @@ class DenseViT(BaseSelfSupervisor):
             raise ValueError(f'DenseViT `loss_lambda` must be in [0, 1], got '
                              f'{loss_lambda!r}. Fix: 0.5 weighs both losses '
                              'equally (DenseCL).')
+        if (isinstance(dense_warmup_iters, bool)
+                or not isinstance(dense_warmup_iters, int)
+                or dense_warmup_iters < 0):
+            raise ValueError(
+                'DenseViT `dense_warmup_iters` must be an int >= 0 (0: no '
+                f'warm-up), got {dense_warmup_iters!r}.')
+        backbone = _build(backbone)
+        embed_dims = getattr(backbone, 'embed_dims', None)
+        neck = _build(_with_default(neck, 'in_channels', embed_dims))
+        out_channels = getattr(neck, 'out_channels', None)
         super().__init__(
-            backbone=_build(backbone),
-            neck=_build(neck),
-            head=_build(head),
+            backbone=backbone,
+            neck=neck,
+            head=_build(_with_default(head, 'in_channels', embed_dims)),
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.dense_loss = _build(dense_loss)
-        self.global_loss = _build(global_loss)
+        self.dense_loss = _build(
+            _with_default(dense_loss, 'feat_dim', out_channels))
+        self.global_loss = _build(
+            _with_default(global_loss, 'feat_dim', out_channels))
         self._check_dimensions()
+        self.dense_warmup_iters = dense_warmup_iters
 
         self.loss_lambda = float(loss_lambda)
         #: Factor on λ set by ``LossWeightWarmupHook`` (0 while the dense
@@ -294,16 +325,19 @@ class DenseViT(BaseSelfSupervisor):
             ValueError: a hook of :attr:`REQUIRED_HOOKS` did not mark the
                 model in its ``before_train``.
         """
-        missing = [name for name in self.REQUIRED_HOOKS
+        required = self.REQUIRED_HOOKS + (
+            ('LossWeightWarmupHook', ) if self.dense_warmup_iters else ())
+        missing = [name for name in required
                    if name not in self.driving_hooks]
         if missing:
             fix = ', '.join(f"dict(type='{name}')" for name in missing)
             raise ValueError(
                 f'DenseViT is trained without {" and ".join(missing)}: the '
-                'memory queues / key encoder would never be updated. Fix: '
-                f'add {fix} to custom_hooks (configs/_base_/'
-                'default_runtime.py lists them; a config that sets '
-                'custom_hooks replaces that list).')
+                'memory queues / key encoder / dense warm-up would never be '
+                f'updated. Fix: add {fix} to custom_hooks (the model base '
+                'configs in configs/_base_/models/ list them; a config that '
+                'sets custom_hooks replaces that list, so start it from '
+                '`*_base_.custom_hooks`).')
         return super().parse_losses(losses)
 
     def _view_geometry(self, data_samples: Optional[List[DataSample]],

@@ -14,7 +14,7 @@ from engine_toys import Crash, CrashAt, ToyContrastiveModel
 ALL_HOOKS = [
     dict(type='QueueUpdateHook'),
     dict(type='MomentumUpdateHook'),
-    dict(type='LossWeightWarmupHook', warmup_iters=3),
+    dict(type='LossWeightWarmupHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='TrainStateHook'),
 ]

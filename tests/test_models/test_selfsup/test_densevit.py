@@ -273,3 +273,31 @@ def test_runner_step_without_the_driving_hooks_fails(tiny_model_cfg):
     model.driving_hooks.update(model.REQUIRED_HOOKS)
     loss, _ = model.parse_losses(losses)
     torch.testing.assert_close(loss, sum(losses.values()))
+
+
+def test_a_dense_warmup_needs_its_hook(tiny_model_cfg):
+    model = build(dict(tiny_model_cfg, dense_warmup_iters=5))
+    losses = model(two_views(), mode='loss')
+    model.driving_hooks.update(model.REQUIRED_HOOKS)
+    with pytest.raises(ValueError, match="LossWeightWarmupHook"):
+        model.parse_losses(losses)
+    model.driving_hooks.add('LossWeightWarmupHook')
+    model.parse_losses(losses)
+
+
+@pytest.mark.parametrize('bad', [-1, 2.5, True])
+def test_bad_dense_warmup_iters(tiny_model_cfg, bad):
+    with pytest.raises(ValueError, match='dense_warmup_iters'):
+        build(dict(tiny_model_cfg, dense_warmup_iters=bad))
+
+
+def test_channel_counts_are_derived_from_the_module_that_defines_them(
+        tiny_model_cfg):
+    del tiny_model_cfg['neck']['in_channels']
+    del tiny_model_cfg['dense_loss']['feat_dim']
+    del tiny_model_cfg['global_loss']['feat_dim']
+    tiny_model_cfg['head'] = dict(type='LinearClsHead', num_classes=3)
+    model = build(tiny_model_cfg)
+    assert model.neck.in_channels == 32  # the backbone's embed_dims
+    assert model.head.in_channels == 32
+    assert model.dense_loss.feat_dim == model.global_loss.feat_dim == 16
