@@ -148,6 +148,7 @@ def test_failures_reports_errors_and_failed_check():
     (dict(img_size=40), 'img-size'),
     (dict(precision='fp16'), 'precision'),
     (dict(loss_impl='triton'), 'loss-impl'),
+    (dict(temperature=0.0), 'temperature'),
 ])
 def test_invalid_options_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -92,6 +92,10 @@ class BenchmarkSpec:
         if self.precision not in TOLERANCES:
             raise ValueError(f"--precision must be 'fp32' or 'bf16', got "
                              f'{self.precision!r}.')
+        # info_nce takes τ and impl as given: the CLI is where they enter.
+        if not self.temperature > 0:
+            raise ValueError(f'--temperature must be > 0, got '
+                             f'{self.temperature!r}. Fix: e.g. 0.2 (DenseCL).')
         if self.loss_impl not in INFO_NCE_IMPLS:
             raise ValueError(f"--loss-impl must be 'auto', 'fused' or "
                              f"'chunked', got {self.loss_impl!r}.")

@@ -133,17 +133,18 @@ def negative_logsumexp(q: Tensor,
         q (Tensor): (N, D) queries.
         negatives (Tensor): (K, D) negatives, same dtype as ``q``.
         scale (float): 1 / temperature.
-        impl (str): 'auto' (fused kernel where one accepts the inputs, else
-            chunked), 'fused' (raise if none does) or 'chunked'.
+        impl (str): one of :data:`INFO_NCE_IMPLS`: 'auto' (fused kernel
+            where one accepts the inputs, else chunked), 'fused' (raise if
+            none does) or 'chunked'. Not re-checked here: the value is
+            validated where it enters (``QueuedContrastiveLoss``, the
+            benchmark CLI); anything but 'auto'/'fused' runs the chunked
+            path.
 
     Returns:
         tuple: lse (N,) in float32 (float64 for float64 inputs) and
         O (N, D) in ``q.dtype``. Neither carries a gradient; :func:`info_nce`
         supplies the analytic one.
     """
-    if impl not in INFO_NCE_IMPLS:
-        raise ValueError(f"info_nce `impl` must be 'auto', 'fused' or "
-                         f"'chunked', got {impl!r}.")
     if q.shape[0] == 0:
         return (q.new_zeros(0, dtype=_accumulation_dtype(q.dtype)),
                 q.new_zeros(q.shape))
@@ -214,8 +215,14 @@ def info_nce(q: Tensor,
 
     ``loss_i = -log(exp(q_i.k_i/τ) / (exp(q_i.k_i/τ) + Σ_j exp(q_i.n_j/τ)))``,
     computed without materialising the N×K logits (see module docstring).
-    Inputs are expected L2-normalised. Gradients flow to ``q`` and ``k_pos``;
-    the negatives are a constant bank (a memory queue) and get none.
+    Gradients flow to ``q`` and ``k_pos``; the negatives are a constant bank
+    (a memory queue) and get none.
+
+    Preconditions, not re-checked per call (the losses validate their
+    settings at construction and ``DenseViT`` checks the channel counts at
+    build): the inputs are L2-normalised, ``q`` and ``k_pos`` have the same
+    shape (N, D), ``negatives`` is (K, D) with the same D, ``temperature``
+    > 0 and ``impl`` is one of :data:`INFO_NCE_IMPLS`.
 
     Args:
         q (Tensor): (N, D) queries.
@@ -229,19 +236,6 @@ def info_nce(q: Tensor,
     Returns:
         Tensor: the loss, in float32 (float64 for float64 inputs).
     """
-    if not temperature > 0:
-        raise ValueError(
-            f'`temperature` must be > 0, got {temperature!r}. Fix: use a '
-            'value such as 0.2 (DenseCL) or 0.1.')
-    if q.dim() != 2 or k_pos.shape != q.shape:
-        raise ValueError(
-            f'info_nce expects q and k_pos of the same shape (N, D), got '
-            f'{tuple(q.shape)} and {tuple(k_pos.shape)}.')
-    if negatives.dim() != 2 or negatives.shape[1] != q.shape[1]:
-        raise ValueError(
-            f'info_nce expects negatives of shape (K, {q.shape[1]}), got '
-            f'{tuple(negatives.shape)}. Fix: the queue `feat_dim` must '
-            'equal the feature dimension of q.')
     if reduction not in ('mean', 'sum', 'none'):
         raise ValueError(f"`reduction` must be 'mean', 'sum' or 'none', got "
                          f'{reduction!r}.')

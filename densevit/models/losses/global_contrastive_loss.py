@@ -22,15 +22,15 @@ class GlobalContrastiveLoss(QueuedContrastiveLoss):
         """Mean InfoNCE over the batch.
 
         Args:
-            q (Tensor): (B, D) global embeddings of view 1 (with grad).
-            k (Tensor): (B, D) global embeddings of view 2 (key encoder).
+            q (Tensor): (B, D) global embeddings of view 1 (with grad),
+                ``D == feat_dim``.
+            k (Tensor): (B, D) global embeddings of view 2 (key encoder),
+                the same shape as ``q``.
+
+        Shapes are not re-checked per step: ``DenseViT`` checks at build
+        that ``feat_dim`` is the neck's ``out_channels`` and, per batch,
+        that both views have the same shape.
         """
-        if q.dim() != 2 or q.shape != k.shape or q.shape[1] != self.feat_dim:
-            raise ValueError(
-                f'GlobalContrastiveLoss expects q and k of shape '
-                f'(B, {self.feat_dim}), got {tuple(q.shape)} and '
-                f'{tuple(k.shape)}. Fix: both views need the same batch '
-                "size, and `feat_dim` must equal the neck's `out_channels`.")
         q = F.normalize(q, dim=1)
         k = F.normalize(k, dim=1)
         self.pending_keys = k.detach()

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from ..utils import MemoryQueue
+from .fused_info_nce import INFO_NCE_IMPLS
 
 
 class QueuedContrastiveLoss(nn.Module):
@@ -19,8 +20,8 @@ class QueuedContrastiveLoss(nn.Module):
 
     Args:
         queue_len (int): Number of negatives kept. Defaults to 65536.
-        feat_dim (int): Dimension of the (projected) features.
-            Defaults to 128.
+        feat_dim (int): Dimension of the (projected) features; DenseViT
+            fills it in from the neck's ``out_channels``. Defaults to 128.
         temperature (float): Softmax temperature τ > 0. Defaults to 0.2.
         loss_weight (float): Multiplier of the returned loss. Defaults to 1.
         impl (str): InfoNCE kernel choice: 'auto', 'fused' or 'chunked'.
@@ -33,22 +34,28 @@ class QueuedContrastiveLoss(nn.Module):
                  loss_weight: float = 1.0,
                  impl: str = 'auto') -> None:
         super().__init__()
+        # The one check of these settings: info_nce, the queue and forward
+        # take them as given.
         name = type(self).__name__
-        if not isinstance(queue_len, int) or queue_len < 1:
+        for field, value, fix in (
+                ('queue_len', queue_len, 'e.g. queue_len=65536'),
+                ('feat_dim', feat_dim, "leave it unset (DenseViT derives it "
+                 "from the neck's `out_channels`) or set it to that value")):
+            if not isinstance(value, int) or isinstance(value, bool) \
+                    or value < 1:
+                raise ValueError(
+                    f'{name} `{field}` must be an int >= 1, got {value!r}. '
+                    f'Fix: {fix}.')
+        if isinstance(temperature, bool) or not isinstance(
+                temperature, (int, float)) or not temperature > 0:
             raise ValueError(
-                f'{name} `queue_len` must be an int >= 1, got {queue_len!r}. '
-                'Fix: e.g. queue_len=65536.')
-        if not isinstance(feat_dim, int) or feat_dim < 1:
+                f'{name} `temperature` must be a number > 0, got '
+                f'{temperature!r}. Fix: use 0.1-0.2 (DenseCL uses 0.2).')
+        if impl not in INFO_NCE_IMPLS:
             raise ValueError(
-                f'{name} `feat_dim` must be an int >= 1, got {feat_dim!r}. '
-                "Fix: set it to the neck's `out_channels`.")
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(
-                f'{name} `temperature` must be > 0, got {temperature!r}. '
-                'Fix: use 0.1-0.2 (DenseCL uses 0.2).')
-        if impl not in ('auto', 'fused', 'chunked'):
-            raise ValueError(f"{name} `impl` must be 'auto', 'fused' or "
-                             f"'chunked', got {impl!r}.")
+                f'{name} `impl` must be one of {INFO_NCE_IMPLS}, got '
+                f"{impl!r}. Fix: use 'auto' (the fused kernel where one "
+                "exists, else 'chunked').")
         self.feat_dim = feat_dim
         self.temperature = float(temperature)
         self.loss_weight = loss_weight

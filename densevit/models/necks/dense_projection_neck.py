@@ -37,9 +37,13 @@ class DenseProjectionNeck(BaseModule):
         for name, value in (('in_channels', in_channels),
                             ('hid_channels', hid_channels),
                             ('out_channels', out_channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'DenseProjectionNeck `{name}` must be a '
-                                 f'positive int, got {value!r}.')
+            if not isinstance(value, int) or isinstance(value, bool) \
+                    or value < 1:
+                raise ValueError(
+                    f'DenseProjectionNeck `{name}` must be a positive int, '
+                    f'got {value!r}. Fix: leave neck.in_channels unset '
+                    "(DenseViT derives it from the backbone) and use e.g. "
+                    'hid_channels=2048, out_channels=128.')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.global_mlp = _mlp(in_channels, hid_channels, out_channels)
@@ -47,14 +51,13 @@ class DenseProjectionNeck(BaseModule):
 
     def forward(self, feats: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
         """``(cls (B, C), patches (B, C, H, W))`` → ``(global (B, D),
-        dense (B, D, H, W))``."""
+        dense (B, D, H, W))``.
+
+        ``C`` is ``in_channels``: checked once, when ``DenseViT`` is built
+        (``neck.in_channels`` against the backbone's ``embed_dims``), not
+        on every forward.
+        """
         cls, patches = feats
-        if cls.shape[-1] != self.in_channels or \
-                patches.shape[1] != self.in_channels:
-            raise ValueError(
-                f'DenseProjectionNeck in_channels={self.in_channels} but '
-                f'got features of {cls.shape[-1]} channels. Fix: set '
-                "neck.in_channels to the backbone's embed_dims.")
         batch, _, height, width = patches.shape
         dense = self.dense_mlp(patches.flatten(2).transpose(1, 2))
         dense = dense.transpose(1, 2).reshape(batch, self.out_channels,

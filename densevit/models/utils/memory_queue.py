@@ -13,20 +13,17 @@ class MemoryQueue(nn.Module):
     enqueue never reads it back to the host, so it adds no synchronisation to
     a training step.
 
+    The sizes are not checked here: the loss that owns the queue
+    (``QueuedContrastiveLoss``) validates ``queue_len``/``feat_dim`` where
+    they come from the config.
+
     Args:
-        length (int): Number of keys kept (e.g. 65536).
-        dim (int): Dimension of each key.
+        length (int): Number of keys kept (e.g. 65536), >= 1.
+        dim (int): Dimension of each key, >= 1.
     """
 
     def __init__(self, length: int, dim: int) -> None:
         super().__init__()
-        for name, value in (('length', length), ('dim', dim)):
-            if not isinstance(value, int) or isinstance(value, bool) \
-                    or value < 1:
-                raise ValueError(
-                    f'MemoryQueue `{name}` must be a positive int, got '
-                    f'{value!r}. Fix: set `queue_len`/`feat_dim` to e.g. '
-                    '65536 / 128.')
         self.length = length
         self.dim = dim
         # Random unit vectors, as MoCo: until real keys arrive the negatives
@@ -45,15 +42,12 @@ class MemoryQueue(nn.Module):
         L2-normalised before they are stored.
 
         Args:
-            keys (Tensor): (N, dim) keys of this step on this rank.
+            keys (Tensor): (N, dim) keys of this step on this rank; ``dim``
+                equals the queue's (``DenseViT`` checks at build that the
+                losses' ``feat_dim`` is the neck's ``out_channels``).
             gather (bool): All-gather the keys of every rank first, so each
                 rank's queue stays identical. Defaults to True.
         """
-        if keys.dim() != 2 or keys.shape[1] != self.dim:
-            raise ValueError(
-                f'MemoryQueue.enqueue expects keys of shape (N, {self.dim}), '
-                f'got {tuple(keys.shape)}. Fix: the loss `feat_dim` must '
-                'equal the neck `out_channels`.')
         if gather and get_world_size() > 1:
             keys = torch.cat(all_gather(keys.contiguous()), dim=0)
         num = keys.shape[0]

@@ -138,15 +138,28 @@ def test_global_loss_matches_formula_and_exposes_keys():
 
 @pytest.mark.parametrize('kwargs,match', [
     (dict(queue_len=0), 'queue_len'),
+    (dict(queue_len=2.5), 'queue_len'),
+    (dict(queue_len=True), 'queue_len'),
     (dict(feat_dim=0), 'feat_dim'),
+    (dict(feat_dim=4.0), 'feat_dim'),
     (dict(temperature=0.0), 'temperature'),
     (dict(temperature=-0.1), 'temperature'),
+    (dict(temperature='0.2'), 'temperature'),
+    (dict(impl='triton'), 'impl'),
     (dict(enqueue='all'), 'enqueue'),
     (dict(keys_per_image=0), 'keys_per_image'),
 ])
-def test_bad_config_raises(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        DenseContrastiveLoss(**kwargs)
+@pytest.mark.parametrize('loss_type',
+                         [DenseContrastiveLoss, GlobalContrastiveLoss])
+def test_bad_config_raises(kwargs, match, loss_type):
+    if loss_type is GlobalContrastiveLoss and match in ('enqueue',
+                                                        'keys_per_image'):
+        pytest.skip('a DenseContrastiveLoss setting')
+    # The losses' constructors are the one place these values are checked
+    # (MemoryQueue and info_nce take them as given), so the message names
+    # the loss and the config field.
+    with pytest.raises(ValueError, match=f'{loss_type.__name__} `{match}`'):
+        loss_type(**kwargs)
 
 
 def test_features_of_the_wrong_rank_raise():

@@ -25,9 +25,13 @@ def test_dense_mlp_is_applied_per_patch():
                                neck.global_mlp(patches[:, :, 0, 0]))
 
 
-def test_bad_channels():
-    with pytest.raises(ValueError, match='in_channels'):
-        DenseProjectionNeck(in_channels=0)
-    neck = DenseProjectionNeck(in_channels=8, hid_channels=16, out_channels=4)
-    with pytest.raises(ValueError, match='neck.in_channels'):
-        neck((torch.randn(2, 6), torch.randn(2, 6, 2, 2)))
+@pytest.mark.parametrize('field', ['in_channels', 'hid_channels',
+                                   'out_channels'])
+@pytest.mark.parametrize('bad', [0, -1, 2.0, True])
+def test_bad_channels(field, bad):
+    # Checked once, here; forward takes the channels as given (DenseViT
+    # checks in_channels against the backbone at build).
+    kwargs = dict(in_channels=8, hid_channels=16, out_channels=4)
+    kwargs[field] = bad
+    with pytest.raises(ValueError, match=f'`{field}`'):
+        DenseProjectionNeck(**kwargs)

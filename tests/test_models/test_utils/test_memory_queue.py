@@ -56,15 +56,3 @@ def test_pointer_stays_on_device_tensor():
     # The pointer is a 0-d tensor buffer, never a Python int that would need
     # a device->host copy to update.
     assert isinstance(queue.ptr, torch.Tensor) and queue.ptr.dim() == 0
-
-
-@pytest.mark.parametrize('length,dim', [(0, 4), (-1, 4), (4, 0), (2.5, 4)])
-def test_bad_sizes_raise(length, dim):
-    with pytest.raises(ValueError, match='positive int'):
-        MemoryQueue(length, dim)
-
-
-def test_wrong_key_dim_raises():
-    queue = MemoryQueue(8, 4)
-    with pytest.raises(ValueError, match=r'\(N, 4\)'):
-        queue.enqueue(torch.randn(2, 3))
