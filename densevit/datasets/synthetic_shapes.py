@@ -29,7 +29,7 @@ class SyntheticShapes(BaseDataset):
     """Images of 1-``max_shapes`` coloured shapes on textured backgrounds.
 
     Every image is generated on the fly from ``(seed, index)`` with vectorised
-    numpy (about 0.3 ms at 64 px, 2 ms at 224 px on one CPU core), so the
+    numpy (nothing is stored on disk), so the
     same ``seed`` and index always give the same image and a different
     ``seed`` gives a different dataset (use different seeds for train / probe
     / val splits). Backgrounds are a linear colour gradient with stripes or
@@ -66,7 +66,7 @@ class SyntheticShapes(BaseDataset):
             (``indices``, ``serialize_data``, ``max_refetch``).
             ``serialize_data`` defaults to False here: the data list is one
             small dict per image, and serialising it costs a full
-            ``gc.collect()`` (~0.2 s) per dataset.
+            ``gc.collect()`` per dataset.
 
     Example:
         >>> ds = SyntheticShapes(num_samples=100, img_size=64, seed=1)

@@ -105,7 +105,7 @@ def split_series(log: Mapping[str, Sequence[dict]]
 
     Losses form the ``loss`` panel and training learning rates the ``lr``
     panel. The other numbers of ``val`` records (validation metrics,
-    ``LinearProbeHook``'s ``probe/*``) form the ``metrics`` panel (values
+    ``probe/*`` series) form the ``metrics`` panel (values
     within [0, 1]) and the ``other`` panel (anything else, e.g.
     percentages). Every series is put on the iteration axis: a record's
     ``iter`` when it has one; mmengine logs by-epoch validation at

@@ -72,13 +72,12 @@ def _cpu_flash_attention(q: Tensor, negatives: Tensor,
                          scale: float) -> Tuple[Tensor, Tensor]:
     """The CPU flash kernel, with the queries split evenly across threads.
 
-    The kernel parallelises over (batch, head, 256-row query block). With
-    one batch of N = 3,136 rows that is 13 blocks, the last one 64 rows, so
-    on two threads one does 7 full blocks while the other does 5¼ and then
-    waits: 12% of the run is idle. Presenting the queries as one batch per
-    thread (zero rows pad the last; the negatives are a stride-0 expand, not
-    a copy) hands every thread the same number of rows: 4-17% faster at
-    every size measured (docs/performance.md).
+    The kernel parallelises over (batch, head, 256-row query block), so a
+    single batch whose block count does not divide evenly among the threads
+    leaves some threads idle while the others finish. Presenting the queries
+    as one batch per thread (zero rows pad the last; the negatives are a
+    stride-0 expand, not a copy) hands every thread the same number of rows
+    (measurements: docs/performance.md, "Thread balance").
 
     Returns the kernel's (O, lse), padding rows included, in row order.
     """
@@ -97,13 +96,12 @@ def _chunked_lse_and_output(q: Tensor, negatives: Tensor,
                             scale: float) -> Tuple[Tensor, Tensor]:
     """The same quantities over row chunks: O(chunk·K) memory.
 
-    Every pass over a (chunk, K) block costs as much as a pass over the
-    materialised logits, so there are as few as possible: the scale goes on
-    the (N, D) queries instead of the logits, and the block is
-    exponentiated in place and normalised after the (chunk, D) product
-    instead of before it. This halved the time of a straightforward
-    logsumexp/exp/matmul loop (2.4 s -> 1.2 s at N = 3,136, K = 65,536,
-    D = 128 on 2 CPU cores). Half-precision inputs are computed in float32.
+    Every pass over a (chunk, K) block is memory-bound work proportional to
+    the logits, so there are as few as possible: the scale goes on the
+    (N, D) queries instead of the logits, and the block is exponentiated in
+    place and normalised after the (chunk, D) product instead of before it
+    (timings: docs/performance.md). Half-precision inputs are computed in
+    float32.
     """
     acc = _accumulation_dtype(q.dtype)
     rows = max(1, _CHUNK_ELEMENTS // max(1, negatives.shape[0]))
