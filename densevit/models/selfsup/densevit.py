@@ -44,9 +44,10 @@ class DenseViT(BaseSelfSupervisor):
     :attr:`key_backbone` / :attr:`key_neck`). In a Runner, hooks drive the
     state that changes between steps: ``MomentumUpdateHook`` calls
     :meth:`momentum_update` after each optimizer step, ``QueueUpdateHook``
-    :meth:`update_queues` with the keys the losses expose, and the optional
+    :meth:`update_queues` with the keys the losses expose, and
     ``LossWeightWarmupHook`` sets :attr:`dense_weight_scale`. A Runner-driven
-    step without the first two fails at the first step (see
+    step without the first two, or without the third while
+    ``dense_warmup_iters > 0``, fails at the first step (see
     :meth:`parse_losses`).
 
     Args:
@@ -322,8 +323,9 @@ class DenseViT(BaseSelfSupervisor):
         tensor is read.
 
         Raises:
-            ValueError: a hook of :attr:`REQUIRED_HOOKS` did not mark the
-                model in its ``before_train``.
+            ValueError: a hook of :attr:`REQUIRED_HOOKS` (and
+                ``LossWeightWarmupHook`` while ``dense_warmup_iters > 0``)
+                did not mark the model in its ``before_train``.
         """
         required = self.REQUIRED_HOOKS + (
             ('LossWeightWarmupHook', ) if self.dense_warmup_iters else ())
