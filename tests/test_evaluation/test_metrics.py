@@ -247,6 +247,51 @@ def test_linear_probe_accuracy_separable_vs_shuffled():
     assert metric.evaluate(len(shuffled))['linear_probe/top1'] < 0.55
 
 
+def test_mean_patch_feature_probes_the_grid_average():
+    # The class is written into the patch grid only (its mean), while the
+    # CLS token is noise: the mean-patch probe separates, the CLS one not.
+    samples = _cls_samples(10)
+    g = torch.Generator().manual_seed(1)
+    for sample in samples:
+        grid = sample.cls_feats[:, None, None] + torch.randn(8, 3, 3,
+                                                             generator=g)
+        sample.patch_feats = grid - grid.mean((1, 2), keepdim=True) + \
+            sample.cls_feats[:, None, None]
+        sample.cls_feats = torch.randn(8, generator=g)
+    patch = LinearProbeAccuracy(num_classes=3, feature='mean_patch')
+    cls = LinearProbeAccuracy(num_classes=3)
+    for metric in (patch, cls):
+        metric.process(None, samples)
+    patch_top1 = patch.evaluate(len(samples))
+    assert set(patch_top1) == {'linear_probe_mean_patch/top1',
+                               'linear_probe_mean_patch/chance'}
+    assert patch_top1['linear_probe_mean_patch/top1'] == 1.0
+    assert cls.evaluate(len(samples))['linear_probe/top1'] < 0.7
+    with pytest.raises(ValueError, match='feature must be one of'):
+        KNNAccuracy(feature='patch')
+
+
+def test_fit_pattern_splits_by_image_path():
+    samples = _cls_samples(10)
+    for i, sample in enumerate(samples):
+        sample.set_metainfo(
+            dict(img_path=f'c/{"fit" if i < 20 else "score"}_{i}.png'))
+    # Labels the fit share never saw are unknowable: the split must be the
+    # one the paths give, not a random one.
+    for sample in samples[20:]:
+        sample.set_gt_label(int(sample.gt_label) % 2)
+    metric = KNNAccuracy(num_classes=3, k=3, fit_pattern='/fit_')
+    metric.process(None, samples)
+    train_x, _, test_x, test_y, _ = metric.split(metric.results)
+    assert len(train_x) == 20 and len(test_x) == 10
+    assert test_y.tolist() == [int(s.gt_label) for s in samples[20:]]
+    with pytest.raises(ValueError, match='leaves 0 samples to fit'):
+        KNNAccuracy(fit_pattern='/nothing_').compute_metrics(
+            [dict(feats=torch.zeros(2), label=0, fit=False)] * 2)
+    with pytest.raises(ValueError, match='img_path'):
+        KNNAccuracy(fit_pattern='/fit_').process(None, _cls_samples(1))
+
+
 def test_linear_probe_accuracy_bad_inputs():
     with pytest.raises(ValueError, match='LinearProbeAccuracy needs gt_label'):
         LinearProbeAccuracy().process(None, _cls_samples(1, labelled=False))

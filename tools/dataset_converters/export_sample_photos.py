@@ -8,8 +8,9 @@ patterns are skipped); greyscale photos are written as 3-channel PNGs so the
 folder works with every colour pipeline. With ``--crops N --size S`` it
 instead writes N random square crops per photo, resized to S px, as
 ``<photo>/<index>.png`` sub-folders: a labelled folder (class = source photo)
-for probes, split by image region with ``--rows`` so train and val crops come
-from different parts of each photo.
+for probes, split by image region with ``--rows`` (and told apart by
+``--name-prefix``) so fit and scored crops come from different parts of each
+photo.
 """
 import argparse
 import os
@@ -55,8 +56,13 @@ def load_sample_photos() -> dict:
     return photos
 
 
-def export_crops(photos: dict, out_dir: str, crops: int, size: int,
-                 rows: tuple, seed: int) -> int:
+def export_crops(photos: dict,
+                 out_dir: str,
+                 crops: int,
+                 size: int,
+                 rows: tuple,
+                 seed: int,
+                 name_prefix: str = '') -> int:
     """Write ``crops`` random square crops of each photo; return the count.
 
     Crops lie within the band ``rows`` (fractions of the photo height) and
@@ -75,7 +81,7 @@ def export_crops(photos: dict, out_dir: str, crops: int, size: int,
             x = int(rng.integers(0, width - side + 1))
             crop = Image.fromarray(photo[y:y + side, x:x + side])
             crop.resize((size, size), Image.BICUBIC).save(
-                osp.join(out_dir, name, f'{index:04d}.png'))
+                osp.join(out_dir, name, f'{name_prefix}{index:04d}.png'))
             count += 1
     return count
 
@@ -93,6 +99,10 @@ def parse_args(argv=None):
         metavar=('TOP', 'BOTTOM'),
         help='band of each photo the crops come from, as fractions of its '
         'height (e.g. 0 0.6 for train, 0.6 1 for val)')
+    parser.add_argument(
+        '--name-prefix', default='',
+        help='prefix of the crop file names (e.g. fit_ / score_, which '
+        "the probe metrics' fit_pattern splits on)")
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     top, bottom = args.rows
@@ -109,7 +119,7 @@ def main(argv=None) -> int:
     photos = load_sample_photos()
     if args.crops:
         count = export_crops(photos, args.out_dir, args.crops, args.size,
-                             tuple(args.rows), args.seed)
+                             tuple(args.rows), args.seed, args.name_prefix)
     else:
         os.makedirs(args.out_dir, exist_ok=True)
         for name, photo in photos.items():

@@ -1,4 +1,4 @@
-"""Classification metrics on frozen CLS features: k-NN and linear probe."""
+"""Classification metrics on frozen features: k-NN and linear probe."""
 from abc import abstractmethod
 from typing import List, Optional, Sequence, Tuple
 
@@ -13,12 +13,20 @@ from .utils import check_probe_args, get_field, get_label
 
 
 class ClsFeatureMetric(BaseMetric):
-    """Collects ``cls_feats`` + ``gt_label``; fits on one share, scores the rest.
+    """Collects an image feature + ``gt_label``; fits on one share, scores
+    the rest.
+
+    The feature is the CLS token (``cls_feats``) or, with
+    ``feature='mean_patch'``, the mean of the backbone patch features
+    (``patch_feats`` averaged over the grid); the latter reports under
+    ``<prefix>_mean_patch/``.
 
     The evaluated samples are split by a seeded permutation
     (:func:`~densevit.evaluation.functional.probe_split`): ``train_fraction``
     of them fit the classifier (or form the k-NN memory), the others are
-    scored. The split depends only on the number of samples and ``seed``, so
+    scored. With ``fit_pattern`` the split is given by the data instead: the
+    samples whose ``img_path`` contains it fit, the others are scored (e.g.
+    crops of other regions of the same photos). The split depends only on the number of samples and ``seed``, so
     ``tools/test.py`` and ``ProbeHook`` give the same number on the same
     split. Besides ``top1`` a subclass reports ``chance``: the frequency of
     the most common class among the scored samples, what always answering
@@ -30,47 +38,83 @@ class ClsFeatureMetric(BaseMetric):
         train_fraction (float): share of samples used to fit. Defaults to
             0.5.
         seed (int): seed of the split. Defaults to 0.
+        feature (str): 'cls' or 'mean_patch'. Defaults to 'cls'.
+        fit_pattern (str, optional): split by ``img_path`` instead of at
+            random. Defaults to None.
         collect_device (str): device for gathering results across ranks.
         prefix (str, optional): prefix of the metric names.
     """
+
+    FEATURES = ('cls', 'mean_patch')
 
     def __init__(self,
                  num_classes: Optional[int] = None,
                  train_fraction: float = 0.5,
                  seed: int = 0,
+                 feature: str = 'cls',
+                 fit_pattern: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
+        if feature not in self.FEATURES:
+            raise ValueError(
+                f'{type(self).__name__}: feature must be one of '
+                f'{self.FEATURES}, got {feature!r}.')
+        if prefix is None and feature == 'mean_patch':
+            prefix = f'{self.default_prefix}_mean_patch'
         super().__init__(collect_device=collect_device, prefix=prefix)
         check_probe_args(type(self).__name__, train_fraction, num_classes)
+        self.feature = feature
+        self.fit_pattern = fit_pattern
         self.num_classes = num_classes
         self.train_fraction = train_fraction
         self.seed = seed
 
     def process(self, data_batch, data_samples: Sequence) -> None:
-        """Keep each sample's CLS feature (on CPU) and label."""
+        """Keep each sample's feature (on CPU) and label."""
         name = type(self).__name__
+        field = 'cls_feats' if self.feature == 'cls' else 'patch_feats'
         for sample in data_samples:
-            feats = get_field(sample, 'cls_feats')
+            feats = get_field(sample, field)
             if feats is None:
                 raise ValueError(
-                    f'{name} needs cls_feats in the predictions; use a '
+                    f'{name} needs {field} in the predictions; use a '
                     'model whose predict returns them (DenseViT).')
+            if self.feature == 'mean_patch':
+                feats = feats.float().mean(dim=(-2, -1))
             label = get_label(sample)
             if label is None:
                 raise ValueError(
                     f'{name} needs gt_label in every data sample: '
                     'evaluate on a labelled split whose pipeline packs '
                     'gt_label (PackDenseInputs / PackInputs).')
+            fit = None
+            if self.fit_pattern is not None:
+                path = get_field(sample, 'img_path')
+                if path is None:
+                    raise ValueError(
+                        f'{name}(fit_pattern=...) needs img_path in every '
+                        'data sample: evaluate on an image folder.')
+                fit = self.fit_pattern in str(path)
             self.results.append(
                 dict(
                     feats=feats.detach().cpu().float().reshape(-1),
-                    label=label))
+                    label=label,
+                    fit=fit))
 
     def split(self, results: List[dict]
               ) -> Tuple[Tensor, Tensor, Tensor, Tensor, int]:
         """(train_x, train_y, test_x, test_y, num_classes)."""
-        train_idx, test_idx = probe_split(
-            len(results), self.train_fraction, self.seed)
+        if self.fit_pattern is None:
+            train_idx, test_idx = probe_split(
+                len(results), self.train_fraction, self.seed)
+        else:
+            fit = torch.tensor([r['fit'] for r in results])
+            train_idx, test_idx = fit.nonzero()[:, 0], (~fit).nonzero()[:, 0]
+            if not len(train_idx) or not len(test_idx):
+                raise ValueError(
+                    f'{type(self).__name__}: fit_pattern='
+                    f'{self.fit_pattern!r} leaves {len(train_idx)} samples to '
+                    f'fit and {len(test_idx)} to score; both need some.')
         feats = torch.stack([r['feats'] for r in results])
         labels = torch.tensor([r['label'] for r in results])
         num_classes = self.num_classes or max(int(labels.max()) + 1, 2)
@@ -106,10 +150,12 @@ class KNNAccuracy(ClsFeatureMetric):
         train_fraction (float): share of samples used as the memory.
             Defaults to 0.5.
         seed (int): seed of the split. Defaults to 0.
+        feature (str): 'cls' or 'mean_patch'. Defaults to 'cls'.
+        fit_pattern (str, optional): see :class:`ClsFeatureMetric`.
         collect_device (str): device for gathering results across ranks.
             Defaults to 'cpu'.
         prefix (str, optional): prefix of the metric names. Defaults to
-            'knn'.
+            'knn' ('knn_mean_patch' for the mean patch feature).
     """
 
     default_prefix: Optional[str] = 'knn'
@@ -120,10 +166,12 @@ class KNNAccuracy(ClsFeatureMetric):
                  temperature: float = 0.07,
                  train_fraction: float = 0.5,
                  seed: int = 0,
+                 feature: str = 'cls',
+                 fit_pattern: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
-        super().__init__(num_classes, train_fraction, seed, collect_device,
-                         prefix)
+        super().__init__(num_classes, train_fraction, seed, feature,
+                         fit_pattern, collect_device, prefix)
         if not isinstance(k, int) or k < 1:
             raise ValueError(f'KNNAccuracy: k must be an int >= 1, got {k!r}.')
         if temperature <= 0:
@@ -153,8 +201,11 @@ class LinearProbeAccuracy(ClsFeatureMetric):
         max_iter (int): L-BFGS iterations. Defaults to 100.
         train_fraction (float): share of samples to fit on. Defaults to 0.5.
         seed (int): seed of the split. Defaults to 0.
+        feature (str): 'cls' or 'mean_patch'. Defaults to 'cls'.
+        fit_pattern (str, optional): see :class:`ClsFeatureMetric`.
         collect_device (str): device for gathering results across ranks.
-        prefix (str, optional): defaults to 'linear_probe'.
+        prefix (str, optional): defaults to 'linear_probe'
+            ('linear_probe_mean_patch' for the mean patch feature).
     """
 
     default_prefix: Optional[str] = 'linear_probe'
@@ -165,10 +216,12 @@ class LinearProbeAccuracy(ClsFeatureMetric):
                  max_iter: int = 100,
                  train_fraction: float = 0.5,
                  seed: int = 0,
+                 feature: str = 'cls',
+                 fit_pattern: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
-        super().__init__(num_classes, train_fraction, seed, collect_device,
-                         prefix)
+        super().__init__(num_classes, train_fraction, seed, feature,
+                         fit_pattern, collect_device, prefix)
         check_probe_args(
             'LinearProbeAccuracy', weight_decay=weight_decay, max_iter=max_iter)
         self.weight_decay = weight_decay
