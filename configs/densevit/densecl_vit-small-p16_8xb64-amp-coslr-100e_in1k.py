@@ -1,0 +1,17 @@
+# DenseCL's algorithm exactly, on a ViT-S/16: each view-1 patch matched over
+# the whole view-2 grid by backbone cosine similarity, view 1 always the
+# query, one dense queue key per image (normalize(mean of the raw key
+# projections)), tau = 0.2, lambda = 0.5 after a global-only warm-up, and a
+# constant key-encoder momentum of 0.001 (mmengine's convention; MoCo's
+# 0.999). tests/test_models/test_selfsup/test_densecl_equivalence.py checks
+# its dense loss and queue key against mmpretrain's own DenseCL.
+_base_ = './densevit_vit-small-p16_8xb64-amp-coslr-100e_in1k.py'
+
+model = dict(
+    dense_loss=dict(match_window=None, enqueue='mean', temperature=0.2),
+    global_loss=dict(temperature=0.2),
+    loss_lambda=0.5,
+    dense_warmup_iters=1000,
+    symmetric_loss=False,
+    momentum=0.001,
+    end_momentum=None)
