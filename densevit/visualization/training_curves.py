@@ -71,7 +71,7 @@ def load_scalars(path: str, runs: str = 'latest') -> Dict[str, List[dict]]:
 
     Returns:
         dict: ``train`` (the records with an ``lr``) and ``val`` (the
-        others, e.g. validation metrics and ``probe/*``), in file order.
+        others, e.g. validation metrics and probes), in file order.
     """
     if runs not in ('latest', 'all'):
         raise ValueError(f"`runs` must be 'latest' or 'all', got {runs!r}.")
@@ -104,14 +104,13 @@ def split_series(log: Mapping[str, Sequence[dict]]
     """Group the plottable series of a scalar log by panel.
 
     Losses form the ``loss`` panel and training learning rates the ``lr``
-    panel. The other numbers of ``val`` records (validation metrics,
-    ``probe/*`` series) form the ``metrics`` panel (values
+    panel. The other numbers of ``val`` records (validation metrics and
+    ``ProbeHook``'s probes) form the ``metrics`` panel (values
     within [0, 1]) and the ``other`` panel (anything else, e.g.
     percentages). Every series is put on the iteration axis: a record's
     ``iter`` when it has one; mmengine logs by-epoch validation at
-    ``step=epoch``, which is converted to the epoch's last iteration when
-    training was by epoch, while ``probe/*`` records are logged at
-    ``step=iteration`` already.
+    ``step=epoch`` (so does ``ProbeHook``), which is converted to the
+    epoch's last iteration when training was by epoch.
 
     Args:
         log (Mapping[str, Sequence[dict]]): ``train`` and ``val`` records,
@@ -146,7 +145,7 @@ def split_series(log: Mapping[str, Sequence[dict]]
                 step = rec.get('step', 0)
                 if 'iter' in rec:
                     x = rec['iter']
-                elif mode == 'val' and ends and not key.startswith('probe/'):
+                elif mode == 'val' and ends:
                     x = ends.get(step, step * per_epoch)
                 else:
                     x = step

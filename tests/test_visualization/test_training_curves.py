@@ -39,13 +39,14 @@ def as_log(tmp_path, records):
 
 def full_log():
     records = train_records()
-    # LinearProbeHook logs at step = iteration; by-epoch validation at
-    # step = epoch.
-    records.insert(2, {'probe/top1': 0.4, 'probe/knn_top1': 0.3,
-                       'probe/dense_mIoU': 0.2, 'step': 10})
-    records.insert(3, {'corr_acc_backbone': 0.5, 'corr_acc_dense': 0.6,
+    # ProbeHook, like by-epoch validation, logs at step = epoch.
+    records.insert(2, {'linear_probe/top1': 0.4, 'knn/top1': 0.3,
+                       'step': 1})
+    records.insert(3, {'correspondence/acc_backbone': 0.5,
+                       'correspondence/acc_dense': 0.6,
                        'time': 0.3, 'data_time': 0.1, 'step': 1})
-    records.append({'corr_acc_backbone': 0.7, 'corr_acc_dense': 0.8,
+    records.append({'correspondence/acc_backbone': 0.7,
+                    'correspondence/acc_dense': 0.8,
                     'dense_probe/mIoU': 0.25, 'accuracy/top1': 55.0,
                     'step': 2})
     return records
@@ -72,15 +73,15 @@ def test_series_are_split_by_panel_and_put_on_iterations(tmp_path):
     assert list(series) == ['loss', 'lr', 'metrics', 'other']
     assert set(series['loss']) == {'loss', 'loss_global', 'loss_dense'}
     assert set(series['metrics']) == {
-        'probe/top1', 'probe/knn_top1', 'probe/dense_mIoU',
-        'corr_acc_backbone', 'corr_acc_dense', 'dense_probe/mIoU'}
+        'linear_probe/top1', 'knn/top1', 'correspondence/acc_backbone',
+        'correspondence/acc_dense', 'dense_probe/mIoU'}
     # Percentages do not squash the [0, 1] metrics.
     assert set(series['other']) == {'accuracy/top1'}
-    # Epoch 1 / 2 validation ends at iteration 10 / 20; the probe was
-    # logged at iteration 10 already.
-    np.testing.assert_array_equal(series['metrics']['corr_acc_dense'][0],
-                                  [10, 20])
-    np.testing.assert_array_equal(series['metrics']['probe/top1'][0], [10])
+    # Epoch 1 / 2 ends at iteration 10 / 20.
+    np.testing.assert_array_equal(
+        series['metrics']['correspondence/acc_dense'][0], [10, 20])
+    np.testing.assert_array_equal(
+        series['metrics']['linear_probe/top1'][0], [10])
     np.testing.assert_array_equal(series['loss']['loss'][0], [5, 10, 15, 20])
     # Bookkeeping keys are never plotted.
     for curves in series.values():
