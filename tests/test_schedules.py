@@ -70,5 +70,5 @@ def test_warmup_then_cosine_to_the_last_iteration(tmp_path, num_batches):
         step = 100
         warmup = 1e-2 + (1 - 1e-2) * step / 200
         cosine = base * (1 + math.cos(math.pi * step / total)) / 2
-        assert lrs[step] == pytest.approx(warmup * cosine, rel=2e-2)
+        assert lrs[step] == pytest.approx(warmup * cosine, rel=3e-2)
         assert max(lrs) == pytest.approx(lrs[200], rel=1e-2)

@@ -11,7 +11,10 @@ model = dict(
         img_size=64,
         patch_size=8),
     neck=dict(hid_channels=512),
-    dense_loss=dict(queue_len=1024),
+    # The positive of a view-1 patch is the most similar view-2 patch
+    # (backbone cosine) within one cell of where the crop geometry puts it;
+    # patches outside view 2 sit the dense loss out (docs/evaluation.md).
+    dense_loss=dict(queue_len=1024, match_window=1),
     global_loss=dict(queue_len=1024),
     dense_warmup_iters=100,
     # A key encoder that follows the quickly changing online one of a short
