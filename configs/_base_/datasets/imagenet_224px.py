@@ -10,11 +10,7 @@ dataset_type = 'DenseImageFolder'
 data_root = 'data/imagenet'
 img_size = 224
 
-# Pillow decoding: OpenCV raises on truncated JPEGs even with
-# ignore_empty=True, while Pillow's failure returns None and the dataset
-# fetches another image.
-load_image = dict(
-    type='LoadImageFromFile', imdecode_backend='pillow', ignore_empty=True)
+load_image = _base_.load_image
 
 train_pipeline = [
     load_image,

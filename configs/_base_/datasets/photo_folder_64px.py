@@ -13,8 +13,7 @@ dataset_type = 'DenseImageFolder'
 data_root = 'data/sample_photos'
 img_size = 64
 
-load_image = dict(
-    type='LoadImageFromFile', imdecode_backend='pillow', ignore_empty=True)
+load_image = _base_.load_image
 
 train_pipeline = [
     load_image,

@@ -44,6 +44,12 @@ view_augs = dict(
 
 pack_inputs = dict(type='PackDenseInputs')
 
+# Image folders: Pillow decoding. OpenCV raises on truncated JPEGs even with
+# ignore_empty=True, while Pillow's failure returns None and the dataset
+# fetches another image.
+load_image = dict(
+    type='LoadImageFromFile', imdecode_backend='pillow', ignore_empty=True)
+
 # Images stay BGR uint8 until here: convert to RGB and normalise on device.
 data_preprocessor = dict(
     type='SelfSupDataPreprocessor',
