@@ -87,3 +87,39 @@ def test_config_builds(path, tmp_path):
             for metric in (evaluators if isinstance(evaluators, list) else
                            [evaluators]):
                 METRICS.build(copy.deepcopy(metric))
+
+
+TRAINING_CONFIGS = [
+    p for p in CONFIGS
+    if Config.fromfile(str(p)).model.type == 'DenseViT'
+    and p.parent.name != 'benchmarks'
+]
+
+
+@pytest.mark.parametrize('path', TRAINING_CONFIGS, ids=lambda p: p.name)
+def test_config_trains(path, tmp_path):
+    """Each training config, shrunk to a 1-layer 32-d ViT and 2 images, runs
+    a training step through the Runner with all of its hooks (ProbeHook
+    aside: it is tested on its own)."""
+    from densevit.apis import build_runner
+    cfg = Config.fromfile(str(path))
+    cfg.model.backbone.arch = dict(embed_dims=32, num_layers=1, num_heads=2)
+    cfg.model.neck.hid_channels = 32
+    for loss in ('dense_loss', 'global_loss'):
+        cfg.model[loss].queue_len = 8
+    loader = cfg.train_dataloader
+    loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    point_at(loader.dataset, str(fake_data_root(tmp_path / 'data')))
+    if loader.dataset.type == 'SyntheticShapes':
+        loader.dataset.num_samples = 2
+    elif 'data_prefix' in loader.dataset:
+        loader.dataset.data_prefix = 'train'
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1)
+    cfg.custom_hooks = [h for h in cfg.custom_hooks if h.type != 'ProbeHook']
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = build_runner(cfg)
+    runner.train()
+    assert runner.iter >= 1
+    model = runner.model
+    assert int(model.dense_loss.queue.ptr) > 0
+    assert int(model.key_encoder.steps) == runner.iter
