@@ -46,8 +46,8 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
             ``TwoViewCrop`` records: the argmax of backbone similarity is
             restricted to view-2 cells within r cells (Chebyshev) of where
             the view-1 patch centre lies in view 2, and view-1 patches
-            outside view 2 are left out of the loss. Needs ``view_geometry``
-            in :meth:`forward`. Defaults to None.
+            outside view 2 are left out of the loss. Applies when
+            :meth:`forward` gets ``view_geometry``. Defaults to None.
         loss_weight (float): Multiplier of the returned loss. Defaults to 1.
         impl (str): InfoNCE kernel: 'auto', 'fused' or 'chunked'.
     """
@@ -129,17 +129,12 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
             k_backbone (Tensor): view-2 backbone patch features.
             view_geometry (tuple[Tensor, Tensor], optional): ``(view_boxes
                 (B, 2, 4), view_flips (B, 2))`` as ``TwoViewCrop`` records
-                them; required when ``match_window`` is set.
+                them. Without it ``match_window`` cannot apply, and the match
+                is over the whole grid (DenseCL).
         """
         grid = q.shape[-2:]
         allowed = weight = None
-        if self.match_window is not None:
-            if view_geometry is None:
-                raise ValueError(
-                    'DenseContrastiveLoss(match_window=...) needs the crop '
-                    'geometry of both views. Fix: build the views with '
-                    'TwoViewCrop + PackDenseInputs (they record view_boxes '
-                    'and view_flips), or set match_window=None.')
+        if self.match_window is not None and view_geometry is not None:
             position, inside = locate_in_other_view(*view_geometry, grid)
             allowed = window_mask(position, grid, self.match_window)
             weight = inside.flatten().to(q.dtype)

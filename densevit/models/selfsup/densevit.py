@@ -1,8 +1,10 @@
 """DenseViT: a ViT trained with global + dense contrastive learning."""
+import logging
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
+from mmengine.logging import print_log
 from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
@@ -139,6 +141,7 @@ class DenseViT(BaseSelfSupervisor):
         self.symmetric_loss = bool(symmetric_loss)
         #: Names of the hooks driving this model in the current run.
         self.driving_hooks = set()
+        self._warned_no_geometry = False
 
         self.key_encoder = KeyEncoderEMA(
             self._online_encoder(), momentum, end_momentum)
@@ -346,17 +349,28 @@ class DenseViT(BaseSelfSupervisor):
                        device: torch.device
                        ) -> Optional[Tuple[Tensor, Tensor]]:
         """``(view_boxes (B, 2, 4), view_flips (B, 2))`` when the dense loss
-        uses the crop geometry, else None."""
+        uses the crop geometry and the batch records it, else None.
+
+        A batch without the geometry (views not made by ``TwoViewCrop``)
+        trains with DenseCL's whole-grid matching; the first such batch logs
+        a warning with the fix.
+        """
         if not getattr(self.dense_loss, 'needs_geometry', False):
             return None
         if not data_samples or any('view_boxes' not in sample
                                    or 'view_flips' not in sample
                                    for sample in data_samples):
-            raise ValueError(
-                'dense_loss.match_window needs the crop geometry of both '
-                'views, but the batch has no view_boxes/view_flips. Fix: '
-                'build the views with TwoViewCrop + PackDenseInputs, or set '
-                'dense_loss.match_window=None.')
+            if not self._warned_no_geometry:
+                print_log(
+                    'dense_loss.match_window needs the crop geometry of both '
+                    'views, but the batch has no view_boxes/view_flips: '
+                    'matching over the whole grid instead (DenseCL). Fix: '
+                    'build the views with TwoViewCrop + PackDenseInputs, or '
+                    'set dense_loss.match_window=None.',
+                    logger='current',
+                    level=logging.WARNING)
+                self._warned_no_geometry = True
+            return None
         boxes = torch.stack([s.view_boxes for s in data_samples])
         flips = torch.stack([s.view_flips for s in data_samples])
         return (boxes.to(device, non_blocking=True),

@@ -1,3 +1,4 @@
+import logging
 import uuid
 
 import pytest
@@ -301,3 +302,61 @@ def test_channel_counts_are_derived_from_the_module_that_defines_them(
     assert model.neck.in_channels == 32  # the backbone's embed_dims
     assert model.head.in_channels == 32
     assert model.dense_loss.feat_dim == model.global_loss.feat_dim == 16
+
+
+def geometry_samples(batch=4):
+    samples = []
+    for i in range(batch):
+        sample = DataSample()
+        sample.set_metainfo(dict(
+            view_boxes=torch.tensor([[0., 0., 32., 32.],
+                                     [16. * (i % 2), 0., 32., 32.]]),
+            view_flips=torch.tensor([False, bool(i % 3 == 0)])))
+        samples.append(sample)
+    return samples
+
+
+@pytest.mark.parametrize('symmetric', [False, True])
+def test_match_window_uses_the_recorded_geometry(tiny_model_cfg, symmetric):
+    tiny_model_cfg['dense_loss']['match_window'] = 0
+    model = build(dict(tiny_model_cfg, symmetric_loss=symmetric))
+    samples = geometry_samples()
+    boxes, flips = model._view_geometry(samples, torch.device('cpu'))
+    assert boxes.shape == (4, 2, 4) and flips.shape == (4, 2)
+    seen = []
+    original = model.dense_loss.forward
+
+    def record(*args):
+        seen.append(args[4])
+        return original(*args)
+
+    model.dense_loss.forward = record
+    model(two_views(), samples, mode='loss')
+    geometry = seen[0]
+    expected = (boxes, flips)
+    if symmetric:
+        # The second half of the batch has the views swapped.
+        expected = (torch.cat([boxes, boxes.flip(1)]),
+                    torch.cat([flips, flips.flip(1)]))
+    for got, want in zip(geometry, expected):
+        assert torch.equal(got, want)
+
+
+def test_match_window_without_geometry_warns_once_and_trains(
+        tiny_model_cfg, caplog):
+    from mmengine.logging import MMLogger
+    tiny_model_cfg['dense_loss']['match_window'] = 1
+    model = build(tiny_model_cfg)
+    logger = MMLogger.get_current_instance()
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        for _ in range(2):
+            losses = model(two_views(), None, mode='loss')
+            assert torch.isfinite(losses['loss_dense'])
+    finally:
+        logger.removeHandler(handler)
+    warnings = [m for m in messages if 'view_boxes' in m]
+    assert len(warnings) == 1 and 'TwoViewCrop' in warnings[0]
