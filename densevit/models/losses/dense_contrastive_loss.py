@@ -135,9 +135,15 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
         grid = q.shape[-2:]
         allowed = weight = None
         if self.match_window is not None and view_geometry is not None:
+            if q.dim() != 4:
+                raise ValueError(
+                    'DenseContrastiveLoss(match_window=...) needs (B, D, H, '
+                    f'W) feature maps to know the grid, got {tuple(q.shape)}.')
             position, inside = locate_in_other_view(*view_geometry, grid)
             allowed = window_mask(position, grid, self.match_window)
-            weight = inside.flatten().to(q.dtype)
+            # float32 whatever the autocast dtype: a half-precision count of
+            # patches rounds, and overflows past 65,504.
+            weight = inside.flatten().to(torch.float32)
         match = self.extract_correspondence(q_backbone, k_backbone, allowed)
         q = F.normalize(to_locations(q, 'q'), dim=2)
         k_raw = to_locations(k, 'k')

@@ -192,6 +192,21 @@ class DenseViT(BaseSelfSupervisor):
         warm-up's :attr:`dense_weight_scale`."""
         return self.loss_lambda * self.dense_weight_scale
 
+    #: Key-encoder names of checkpoints written before the encoder became a
+    #: :class:`KeyEncoderEMA`, and where they live now.
+    _OLD_KEY_PREFIXES = {'key_backbone.': 'key_encoder.module.backbone.',
+                         'key_neck.': 'key_encoder.module.neck.'}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Load checkpoints of the earlier layout (``key_backbone.*`` /
+        ``key_neck.*``) into :attr:`key_encoder`; its step count then
+        restarts at 0, which only matters for a cosine momentum."""
+        for old, new in self._OLD_KEY_PREFIXES.items():
+            for key in [k for k in state_dict if k.startswith(prefix + old)]:
+                state_dict[prefix + new + key[len(prefix + old):]] = \
+                    state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def init_weights(self) -> None:
         """Initialise the online encoder, then start the key encoder equal."""
         super().init_weights()

@@ -235,3 +235,27 @@ def test_window_without_geometry_matches_over_the_whole_grid():
 def test_bad_match_window_raises(bad):
     with pytest.raises(ValueError, match='match_window'):
         DenseContrastiveLoss(match_window=bad)
+
+
+def test_window_mean_counts_patches_in_float32_under_bfloat16():
+    # 17 x 17 = 289 patches, all inside view 2: a bf16 count would be 288.
+    torch.manual_seed(9)
+    maps = [_maps(1, 4, (17, 17)).bfloat16() for _ in range(2)] + \
+        [_maps(1, 6, (17, 17)) for _ in range(2)]
+    boxes = torch.tensor([[[0., 0., 68., 68.], [0., 0., 68., 68.]]])
+    flips = torch.tensor([[False, False]])
+    windowed = DenseContrastiveLoss(queue_len=8, feat_dim=4,
+                                    match_window=16)
+    whole = DenseContrastiveLoss(queue_len=8, feat_dim=4)
+    whole.queue.keys.copy_(windowed.queue.keys)
+    torch.testing.assert_close(
+        windowed(*maps, (boxes, flips)), whole(*maps), rtol=1e-4, atol=0)
+
+
+def test_window_needs_feature_maps():
+    loss_fn = DenseContrastiveLoss(queue_len=8, feat_dim=4, match_window=1)
+    boxes = torch.tensor([[[0., 0., 8., 8.], [0., 0., 8., 8.]]])
+    with pytest.raises(ValueError, match=r'\(B, D, H, W\)'):
+        loss_fn(torch.randn(1, 4, 4), torch.randn(1, 4, 4),
+                torch.randn(1, 4, 6), torch.randn(1, 4, 6),
+                (boxes, torch.tensor([[False, False]])))

@@ -360,3 +360,24 @@ def test_match_window_without_geometry_warns_once_and_trains(
         logger.removeHandler(handler)
     warnings = [m for m in messages if 'view_boxes' in m]
     assert len(warnings) == 1 and 'TwoViewCrop' in warnings[0]
+
+
+def test_checkpoints_of_the_earlier_key_encoder_layout_load(tiny_model_cfg):
+    source = build(tiny_model_cfg)
+    with torch.no_grad():
+        for param in source.key_encoder.parameters():
+            param.add_(1.0)
+    old = {}
+    for key, value in source.state_dict().items():
+        for new, was in (('key_encoder.module.backbone.', 'key_backbone.'),
+                         ('key_encoder.module.neck.', 'key_neck.')):
+            if key.startswith(new):
+                key = was + key[len(new):]
+        if key != 'key_encoder.steps':
+            old[key] = value
+    target = build(tiny_model_cfg)
+    missing, unexpected = target.load_state_dict(old, strict=False)
+    assert unexpected == [] and missing == ['key_encoder.steps']
+    for a, b in zip(source.key_encoder.parameters(),
+                    target.key_encoder.parameters()):
+        assert torch.equal(a, b)
