@@ -123,3 +123,20 @@ def test_config_trains(path, tmp_path):
     model = runner.model
     assert int(model.dense_loss.queue.ptr) > 0
     assert int(model.key_encoder.steps) == runner.iter
+
+
+def test_demo_linear_probe_config_holds_the_demo_backbone():
+    """The benchmark's frozen ViT loads a demo checkpoint's `backbone.`
+    weights with nothing missing or left over."""
+    configs = REPO_ROOT / 'configs' / 'densevit'
+    demo = Config.fromfile(
+        str(configs / 'densevit_vit-tiny-d4-p8_1xb32-demo-coslr-4e_'
+            'synthetic-64px.py'))
+    probe = Config.fromfile(
+        str(configs / 'benchmarks' / 'vit-tiny-d4-p8_linear-1xb64-coslr-10e_'
+            'synthetic-64px.py'))
+    probe.model.backbone.init_cfg = None
+    source = MODELS.build(demo.model).backbone.state_dict()
+    target = MODELS.build(probe.model).backbone
+    target.load_state_dict(source, strict=True)
+    assert target.frozen_stages == target.num_layers == 4

@@ -1,4 +1,6 @@
-# DenseCL's algorithm exactly, on a ViT-S/16: each view-1 patch matched over
+# DenseCL's dense branch exactly, on a ViT-S/16 (the global branch embeds the
+# CLS token where DenseCL pools the grid; the optimiser is the ViT's AdamW
+# where DenseCL used SGD for ResNets): each view-1 patch matched over
 # the whole view-2 grid by backbone cosine similarity, view 1 always the
 # query, one dense queue key per image (normalize(mean of the raw key
 # projections)), tau = 0.2, lambda = 0.5 after a global-only warm-up, and a

@@ -68,14 +68,16 @@ def extract_dense_features(model: nn.Module,
         model (nn.Module): a DenseViT model (e.g. from :func:`init_model`).
         image (str | ndarray | PIL.Image): a path or an RGB image.
         size (int): the image is resized to ``size`` × ``size``; a multiple
-            of the patch size (16). Defaults to 224.
+            of the backbone's patch size. Defaults to 224.
 
     Returns:
         dict: ``cls`` (C,), ``patches`` (C, H, W) backbone patch features and
         ``dense`` (H, W, D) projected dense features.
     """
-    if size % 16:
-        raise ValueError(f'`size` must be a multiple of 16, got {size}.')
+    patch_size = getattr(model.backbone, 'patch_size', 16)
+    if size % patch_size:
+        raise ValueError(f'`size` must be a multiple of the patch size '
+                         f'{patch_size}, got {size}.')
     device = next(model.parameters()).device
     data = model.data_preprocessor(
         dict(inputs=[_to_batch(image, size).to(device)], data_samples=None),

@@ -85,7 +85,7 @@ def test_empty_or_missing_pretrained_checkpoint(tmp_path):
     from mmengine.config import Config as C
     cfg = C.fromfile(
         str(REPO_ROOT / 'configs/densevit/benchmarks/'
-            'vit-tiny-p16_linear-1xb64-coslr-10e_synthetic-64px.py'))
+            'vit-tiny-d4-p8_linear-1xb64-coslr-10e_synthetic-64px.py'))
     with pytest.raises(ValueError, match='model.backbone.init_cfg.checkpoint'
                        '` is empty. Fix: pass'):
         check_config(cfg)

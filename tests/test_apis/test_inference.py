@@ -31,9 +31,18 @@ def test_init_model_and_extract(tmp_path, tiny_model_cfg):
 
 def test_bad_inputs(tiny_model_cfg):
     model = init_model(Config(dict(model=tiny_model_cfg)))
-    with pytest.raises(ValueError, match='multiple of 16'):
+    with pytest.raises(ValueError, match='multiple of the patch size 16'):
         extract_dense_features(model, np.zeros((8, 8, 3)), size=60)
     with pytest.raises(ValueError, match=r'\(H, W, 3\)'):
         extract_dense_features(model, np.zeros((8, 8)), size=64)
     with pytest.raises(ValueError, match='model'):
         init_model(Config(dict()))
+
+
+def test_size_follows_the_backbone_patch_size(tiny_model_cfg):
+    from densevit.apis import extract_dense_features
+    from densevit.registry import MODELS
+    tiny_model_cfg['backbone']['patch_size'] = 8
+    model = MODELS.build(tiny_model_cfg).eval()
+    feats = extract_dense_features(model, np.zeros((8, 8, 3)), size=24)
+    assert feats['dense'].shape == (3, 3, 16)

@@ -152,3 +152,11 @@ def test_plot_curves(tmp_path):
     picture = np.asarray(Image.open(out).convert('RGB'))
     assert picture.shape[0] > 100 and picture.shape[1] > 100
     assert (picture < 250).any(-1).mean() > 0.02
+
+
+def test_vis_correspondence_rejects_a_negative_tolerance(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        load_tool('vis_correspondence.py').parse_args(
+            ['cfg.py', 'ckpt.pth', '--tolerance', '-1'])
+    assert exit_.value.code == 2
+    assert '--tolerance must be >= 0' in capsys.readouterr().err

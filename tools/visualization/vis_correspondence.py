@@ -60,7 +60,10 @@ def parse_args(argv=None):
         action=DictAction,
         help='override config settings, e.g. '
         'train_dataloader.dataset.pipeline.0.min_overlap=0.5')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.tolerance < 0:
+        parser.error(f'--tolerance must be >= 0 patches, got {args.tolerance}.')
+    return args
 
 
 def dataset_config(cfg: Config, split: str):

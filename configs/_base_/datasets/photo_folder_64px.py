@@ -32,7 +32,7 @@ train_dataloader = dict(
 
 photo_correspondence_pipeline = [
     load_image,
-    dict(type='TwoViewCrop', size=img_size, scale=(0.3, 1.0), min_overlap=0.5),
+    dict(_base_.two_view_test_crop, size=img_size),
     _base_.view_augs,
     _base_.pack_inputs,
 ]

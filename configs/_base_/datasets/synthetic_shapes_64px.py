@@ -1,5 +1,5 @@
-# SyntheticShapes at 64 px (4x4 ViT patch grid): generated in memory, no
-# files needed. Train on seed 0; the probe split uses another seed.
+# SyntheticShapes at 64 px (an 8x8 grid with the demo's 8-px patches):
+# generated in memory, no files needed. Train on seed 0; the probe split uses another seed.
 _base_ = ['./two_view_pipeline.py']
 
 dataset_type = 'SyntheticShapes'
@@ -27,7 +27,7 @@ train_dataloader = dict(
 # correspondence is exact; masks and labels are packed too. The probe
 # metrics (linear, k-NN, dense probe) use the first view.
 two_view_test_pipeline = [
-    dict(type='TwoViewCrop', size=img_size, scale=(0.3, 1.0), min_overlap=0.5),
+    dict(_base_.two_view_test_crop, size=img_size),
     dict(type='PackDenseInputs'),
 ]
 

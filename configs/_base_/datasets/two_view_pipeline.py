@@ -44,6 +44,11 @@ view_augs = dict(
 
 pack_inputs = dict(type='PackDenseInputs')
 
+# Evaluation view pairs: crops overlapping by at least half, so most patches
+# have a true match. `size` is set by the dataset config.
+two_view_test_crop = dict(
+    type='TwoViewCrop', scale=(0.3, 1.0), min_overlap=0.5)
+
 # Image folders: Pillow decoding. OpenCV raises on truncated JPEGs even with
 # ignore_empty=True, while Pillow's failure returns None and the dataset
 # fetches another image.

@@ -65,8 +65,9 @@ upstream behaviour itself; when an upgrade makes it fail, delete the entry
      state is restored after ``IterBasedTrainLoop.run``'s dataloader
      fast-forward on resume (added in mmengine 0.10.3, hence the lower
      bound) by temporarily replacing ``loop.dataloader_iterator``.
-   - Plugged in: ``custom_hooks`` of the runtime base config; relies on 2
-     for every rank's state.
+   - Plugged in: ``custom_hooks`` of the model base configs
+     (``configs/_base_/models/``) and of the linear-probe benchmarks;
+     relies on 2 for every rank's state.
    - Delete when: mmengine saves and restores every rank's generator
      states on resume. Premise (control):
      ``test_train_state_hook.py::test_resume_without_rng_states_diverges``.

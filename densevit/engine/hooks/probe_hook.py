@@ -46,7 +46,7 @@ class ProbeHook(Hook):
             tensors, as the self-supervised data preprocessors expect).
         evaluator (dict | list[dict] | Evaluator | str): the metric
             config(s), or the name of a config field holding them (e.g.
-            ``'test_evaluator'``, to probe with exactly what
+            ``'test_evaluator'``, to probe with the metrics
             ``tools/test.py`` reports).
         interval (int): evaluate every ``interval`` epochs (iterations when
             ``by_epoch=False``). Defaults to 1.

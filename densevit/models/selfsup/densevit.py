@@ -223,7 +223,8 @@ class DenseViT(BaseSelfSupervisor):
         """EMA-update the key encoder towards the online one.
 
         Args:
-            step (int, optional): Number of optimizer steps taken, for the
+            step (int, optional): Number of finished training iterations
+                (``MomentumUpdateHook`` passes ``runner.iter + 1``), for the
                 cosine schedule (``end_momentum``); see
                 :meth:`KeyEncoderEMA.update_parameters`.
         """

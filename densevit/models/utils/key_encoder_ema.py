@@ -111,8 +111,8 @@ class KeyEncoderEMA(ExponentialMovingAverage):
         Args:
             model (nn.Module): The online encoder, with the structure of
                 the one given at construction.
-            step (int, optional): Number of optimizer steps the online
-                weights have taken (see the class docstring).
+            step (int, optional): Number of finished training iterations
+                (see the class docstring).
         """
         torch._foreach_lerp_(
             list(self.module.parameters()), list(model.parameters()),

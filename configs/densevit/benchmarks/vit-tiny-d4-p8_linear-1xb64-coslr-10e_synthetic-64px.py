@@ -1,10 +1,16 @@
 # Linear probe of the demo checkpoint on SyntheticShapes (64 px):
-#   python tools/train.py configs/densevit/benchmarks/vit-tiny-p16_linear-1xb64-coslr-10e_synthetic-64px.py \
+#   python tools/train.py configs/densevit/benchmarks/vit-tiny-d4-p8_linear-1xb64-coslr-10e_synthetic-64px.py \
 #     --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/<demo>/epoch_4.pth
 _base_ = ['./vit-small-p16_linear-8xb128-coslr-90e_in1k.py']
 
+# The demo's backbone: 4 layers of ViT-tiny, 8x8 patches, all frozen.
 model = dict(
-    backbone=dict(arch='deit-tiny', img_size=64),
+    backbone=dict(
+        arch=dict(_delete_=True, embed_dims=192, num_layers=4, num_heads=3,
+                  feedforward_channels=768),
+        img_size=64,
+        patch_size=8,
+        frozen_stages=4),
     head=dict(num_classes=6, in_channels=192),
     data_preprocessor=dict(num_classes=6))
 
