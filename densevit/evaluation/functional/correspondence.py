@@ -11,6 +11,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from densevit.models.utils.view_geometry import locate_in_other_view
+
 
 def _check_grid(grid_hw: Sequence[int],
                 name: str = 'grid_hw') -> Tuple[int, int]:
@@ -73,29 +75,11 @@ def correspondence_ground_truth(
     boxes = torch.as_tensor(view_boxes).detach().cpu().to(torch.float64)
     flips = torch.as_tensor(view_flips).detach().cpu().reshape(-1).bool()
     _check_views(boxes, flips)
-
-    rows, cols = torch.meshgrid(
-        torch.arange(h1, dtype=torch.float64),
-        torch.arange(w1, dtype=torch.float64),
-        indexing='ij')
-    u1 = ((cols + 0.5) / w1).reshape(-1)  # fraction of view-1 width
-    v1 = ((rows + 0.5) / h1).reshape(-1)
-    if flips[0]:
-        u1 = 1.0 - u1
-
-    bx1, by1, bx2, by2 = boxes[0]
-    x = bx1 + u1 * (bx2 - bx1)
-    y = by1 + v1 * (by2 - by1)
-
-    cx1, cy1, cx2, cy2 = boxes[1]
-    u2 = (x - cx1) / (cx2 - cx1)
-    v2 = (y - cy1) / (cy2 - cy1)
-    valid = (u2 >= 0) & (u2 < 1) & (v2 >= 0) & (v2 < 1)
-    if flips[1]:
-        u2 = 1.0 - u2
-
-    col2 = torch.floor(u2 * w2).long().clamp(0, w2 - 1)
-    row2 = torch.floor(v2 * h2).long().clamp(0, h2 - 1)
+    position, inside = locate_in_other_view(boxes[None], flips[None],
+                                            (h1, w1), (h2, w2))
+    valid = inside[0]
+    row2 = torch.floor(position[0, :, 0]).long().clamp(0, h2 - 1)
+    col2 = torch.floor(position[0, :, 1]).long().clamp(0, w2 - 1)
     gt_index = torch.where(valid, row2 * w2 + col2, torch.full_like(col2, -1))
     gt_rowcol = torch.stack([row2, col2], dim=1)
     gt_rowcol[~valid] = -1

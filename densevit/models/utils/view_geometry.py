@@ -6,31 +6,41 @@ horizontal flip, applied after the resize, maps the view fraction ``u`` to
 ``1 - u``. Everything is batched and stays on the device, so the training
 step reads no value back to the host.
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 
-def locate_in_other_view(view_boxes: Tensor, view_flips: Tensor,
-                         grid_hw: Sequence[int]) -> Tuple[Tensor, Tensor]:
+def locate_in_other_view(
+        view_boxes: Tensor,
+        view_flips: Tensor,
+        grid_hw: Sequence[int],
+        grid_hw2: Optional[Sequence[int]] = None) -> Tuple[Tensor, Tensor]:
     """Map the centre of every view-1 patch into view 2's patch grid.
+
+    Computed in float32, or in float64 for float64 boxes (evaluation wants
+    centres exactly on a border to stay on their side).
 
     Args:
         view_boxes (Tensor): ``(B, 2, 4)`` crop boxes of view 1 and view 2.
         view_flips (Tensor): ``(B, 2)`` bool horizontal flips of the views.
-        grid_hw (Sequence[int]): ``(H, W)`` patch grid, the same for both
-            views.
+        grid_hw (Sequence[int]): ``(H, W)`` patch grid of view 1.
+        grid_hw2 (Sequence[int], optional): patch grid of view 2. Defaults
+            to ``grid_hw``.
 
     Returns:
         tuple[Tensor, Tensor]:
-        - ``position`` ``(B, H·W, 2)`` float: (row, col) of each view-1 patch
+        - ``position`` ``(B, H·W, 2)``: (row, col) of each view-1 patch
           centre in view-2 grid units (cell ``(r, c)`` spans
           ``[r, r+1) x [c, c+1)``), row-major over view-1 patches;
         - ``inside`` ``(B, H·W)`` bool: the centre lies inside view 2.
     """
     height, width = int(grid_hw[0]), int(grid_hw[1])
-    boxes = view_boxes.to(torch.float32)
+    height2, width2 = (height, width) if grid_hw2 is None else (
+        int(grid_hw2[0]), int(grid_hw2[1]))
+    boxes = view_boxes.to(torch.promote_types(view_boxes.dtype,
+                                              torch.float32))
     flips = view_flips.to(torch.bool)
     rows, cols = torch.meshgrid(
         torch.arange(height, device=boxes.device, dtype=boxes.dtype),
@@ -47,7 +57,7 @@ def locate_in_other_view(view_boxes: Tensor, view_flips: Tensor,
     v2 = (y - box2[:, 1]) / (box2[:, 3] - box2[:, 1])
     inside = (u2 >= 0) & (u2 < 1) & (v2 >= 0) & (v2 < 1)
     u2 = torch.where(flips[:, 1:], 1.0 - u2, u2)
-    position = torch.stack([v2 * height, u2 * width], dim=-1)
+    position = torch.stack([v2 * height2, u2 * width2], dim=-1)
     return position, inside
 
 
