@@ -1,13 +1,12 @@
 """Warm-up of the dense loss weight lambda."""
-from mmengine.hooks import Hook
 from mmpretrain.utils import get_ori_model
 
 from densevit.registry import HOOKS
-from ..utils import require_model_api
+from .model_driving_hook import ModelDrivingHook
 
 
 @HOOKS.register_module()
-class LossWeightWarmupHook(Hook):
+class LossWeightWarmupHook(ModelDrivingHook):
     """Switch the dense loss off for the model's ``dense_warmup_iters``.
 
     Sets ``model.dense_weight_scale`` (the factor on the model's
@@ -20,6 +19,7 @@ class LossWeightWarmupHook(Hook):
     """
 
     priority = 'NORMAL'
+    required_attributes = ('dense_weight_scale', 'dense_warmup_iters')
 
     def __init__(self, **kwargs) -> None:
         if kwargs:
@@ -28,15 +28,6 @@ class LossWeightWarmupHook(Hook):
                 f'{sorted(kwargs)}. Fix: set the warm-up length on the model, '
                 'model=dict(dense_warmup_iters=...).')
         self._last_value = None
-
-    def before_train(self, runner) -> None:
-        """Check the model API and mark the model as driven."""
-        model = get_ori_model(runner.model)
-        require_model_api(
-            model,
-            'LossWeightWarmupHook',
-            attributes=('dense_weight_scale', 'dense_warmup_iters'))
-        model.driving_hooks.add(type(self).__name__)
 
     def before_train_iter(self,
                           runner,
@@ -58,7 +49,6 @@ class LossWeightWarmupHook(Hook):
 
     def after_train(self, runner) -> None:
         """Leave the model with its full λ."""
-        model = get_ori_model(runner.model)
-        model.dense_weight_scale = 1.0
-        model.driving_hooks.discard(type(self).__name__)
+        super().after_train(runner)
+        get_ori_model(runner.model).dense_weight_scale = 1.0
         self._last_value = None

@@ -1,15 +1,14 @@
 """Drives the EMA update of the key (momentum) encoder."""
 from typing import Optional
 
-from mmengine.hooks import Hook
 from mmpretrain.utils import get_ori_model
 
 from densevit.registry import HOOKS
-from ..utils import require_model_api
+from .model_driving_hook import ModelDrivingHook
 
 
 @HOOKS.register_module()
-class MomentumUpdateHook(Hook):
+class MomentumUpdateHook(ModelDrivingHook):
     """Call ``model.momentum_update(step)`` after each optimizer step.
 
     ``step`` is the number of finished iterations (``runner.iter + 1``), the
@@ -28,6 +27,7 @@ class MomentumUpdateHook(Hook):
     """
 
     priority = 'ABOVE_NORMAL'
+    required_methods = ('momentum_update', )
 
     def __init__(self, **kwargs) -> None:
         if kwargs:
@@ -37,16 +37,6 @@ class MomentumUpdateHook(Hook):
                 'momentum=0.001, end_momentum=0.0) for a cosine to 0 (both '
                 "in mmengine's convention: the share of the online weights "
                 'taken per update).')
-
-    def before_train(self, runner) -> None:
-        """Check the model API and mark the model as driven by this hook."""
-        model = get_ori_model(runner.model)
-        require_model_api(
-            model,
-            'MomentumUpdateHook',
-            methods=('momentum_update', ),
-            attributes=('driving_hooks', ))
-        model.driving_hooks.add('MomentumUpdateHook')
 
     def after_train_iter(self,
                          runner,
@@ -58,8 +48,3 @@ class MomentumUpdateHook(Hook):
         if should_update is not None and not should_update():
             return
         get_ori_model(runner.model).momentum_update(runner.iter + 1)
-
-    def after_train(self, runner) -> None:
-        """The model is no longer driven by this hook."""
-        get_ori_model(runner.model).driving_hooks.discard(
-            'MomentumUpdateHook')

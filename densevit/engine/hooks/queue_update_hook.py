@@ -1,15 +1,14 @@
 """Enqueue each step's contrastive keys into the model's memory queues."""
 from typing import Optional
 
-from mmengine.hooks import Hook
 from mmpretrain.utils import get_ori_model
 
 from densevit.registry import HOOKS
-from ..utils import require_model_api
+from .model_driving_hook import ModelDrivingHook
 
 
 @HOOKS.register_module()
-class QueueUpdateHook(Hook):
+class QueueUpdateHook(ModelDrivingHook):
     """Call ``model.update_queues()`` after every training iteration.
 
     Runs in ``after_train_iter``, i.e. after ``train_step`` has computed the
@@ -26,14 +25,7 @@ class QueueUpdateHook(Hook):
     """
 
     priority = 'ABOVE_NORMAL'
-
-    def before_train(self, runner) -> None:
-        """Check the model API and mark the model as driven by this hook."""
-        model = get_ori_model(runner.model)
-        require_model_api(
-            model, 'QueueUpdateHook', methods=('update_queues', ),
-            attributes=('driving_hooks', ))
-        model.driving_hooks.add('QueueUpdateHook')
+    required_methods = ('update_queues', )
 
     def after_train_iter(self,
                          runner,
@@ -42,7 +34,3 @@ class QueueUpdateHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         """Enqueue the keys of the iteration that just finished."""
         get_ori_model(runner.model).update_queues()
-
-    def after_train(self, runner) -> None:
-        """The model is no longer driven by this hook."""
-        get_ori_model(runner.model).driving_hooks.discard('QueueUpdateHook')
