@@ -5,12 +5,17 @@ per-patch linear layers), same dense queue: the dense loss and the key each
 step enqueues must be DenseCL's. (The global branches differ by design:
 DenseCL pools the feature map, DenseViT uses the CLS token.)
 """
+from pathlib import Path
+
 import torch
 from mmengine.config import Config
 
 from densevit.registry import MODELS
 
 EMBED, HID, OUT, QUEUE = 32, 64, 16, 64
+DENSECL_CONFIG = str(
+    Path(__file__).resolve().parents[3] / 'configs' / 'densevit' /
+    'densecl_vit-small-p16_8xb64-amp-coslr-100e_in1k.py')
 ARCH = dict(embed_dims=EMBED, num_layers=1, num_heads=2,
             feedforward_channels=64)
 
@@ -28,8 +33,7 @@ def build_pair():
             head=dict(type='ContrastiveHead',
                       loss=dict(type='CrossEntropyLoss'), temperature=0.2),
             queue_len=QUEUE, feat_dim=OUT, momentum=0.001, loss_lambda=0.5))
-    cfg = Config.fromfile(
-        'configs/densevit/densecl_vit-small-p16_8xb64-amp-coslr-100e_in1k.py')
+    cfg = Config.fromfile(DENSECL_CONFIG)
     model_cfg = cfg.model
     model_cfg.backbone.update(arch=ARCH, img_size=32, patch_size=8)
     model_cfg.neck.update(hid_channels=HID, out_channels=OUT)
@@ -51,8 +55,7 @@ def build_pair():
 
 
 def test_densecl_config_is_densecl():
-    cfg = Config.fromfile(
-        'configs/densevit/densecl_vit-small-p16_8xb64-amp-coslr-100e_in1k.py')
+    cfg = Config.fromfile(DENSECL_CONFIG)
     model = cfg.model
     assert model.dense_loss.get('match_window') is None
     assert model.dense_loss.enqueue == 'mean'
