@@ -87,7 +87,8 @@ def test_cli_all_modes_in_process(tmp_path, capsys):
         _assert_timed(step[key])
         assert step[key]['img_per_s'] > 0
         assert step[key]['mfu'] is None  # CPU without --peak-tflops
-    assert set(step['densevit']['losses']) == {'loss_global', 'loss_dense'}
+    assert set(step['densevit']['losses']) == {
+        'loss_global', 'loss_dense', 'dims_cls', 'dims_dense'}
     assert set(step['densecl']['losses']) == {'loss_single', 'loss_dense'}
     for losses in (step['densevit']['losses'], step['densecl']['losses']):
         assert all(math.isfinite(v) for v in losses.values())

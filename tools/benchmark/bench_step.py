@@ -135,7 +135,9 @@ def make_step(
         with autocast(spec):
             losses = model.loss([view_q, view_k], None)
         step.last_losses = losses
-        sum(losses.values()).backward()
+        # mmengine's rule: only keys naming a loss are summed (DenseViT
+        # also returns its collapse signals, `dims_*`).
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
         if case == 'step_densevit':

@@ -48,6 +48,14 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
             the view-1 patch centre lies in view 2, and view-1 patches
             outside view 2 are left out of the loss. Applies when
             :meth:`forward` gets ``view_geometry``. Defaults to None.
+        intra_negatives (int, optional): None uses the queue's negatives
+            only (DenseCL). An int r >= 0 also makes every view-2 location
+            of the same image farther than r cells (Chebyshev) from where
+            the geometry puts the view-1 patch a negative of that patch, so
+            the loss separates places within an image, not only images from
+            each other. Needs ``match_window`` (the geometry) and
+            r >= ``match_window``, so the positive is never a negative.
+            Defaults to None.
         loss_weight (float): Multiplier of the returned loss. Defaults to 1.
         impl (str): InfoNCE kernel: 'auto', 'fused' or 'chunked'.
     """
@@ -60,7 +68,8 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
                  keys_per_image: int = 1,
                  loss_weight: float = 1.0,
                  impl: str = 'auto',
-                 match_window: Optional[int] = None) -> None:
+                 match_window: Optional[int] = None,
+                 intra_negatives: Optional[int] = None) -> None:
         super().__init__(queue_len, feat_dim, temperature, loss_weight, impl)
         if enqueue not in ('mean', 'sample'):
             raise ValueError(
@@ -76,6 +85,23 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
                 'DenseContrastiveLoss `match_window` must be None (match '
                 'over the whole grid, DenseCL) or an int >= 0 (cells around '
                 f'the geometric position), got {match_window!r}.')
+        if intra_negatives is not None:
+            if (isinstance(intra_negatives, bool)
+                    or not isinstance(intra_negatives, int)
+                    or intra_negatives < 0):
+                raise ValueError(
+                    'DenseContrastiveLoss `intra_negatives` must be None (the '
+                    'queue only, DenseCL) or an int >= 0 (cells around the '
+                    f'geometric position), got {intra_negatives!r}.')
+            if match_window is None or intra_negatives < match_window:
+                raise ValueError(
+                    'DenseContrastiveLoss `intra_negatives` needs the crop '
+                    'geometry and must keep the positive out of the '
+                    f'negatives, got intra_negatives={intra_negatives!r} with '
+                    f'match_window={match_window!r}. Fix: set match_window '
+                    'to an int and intra_negatives >= match_window (e.g. '
+                    'match_window=1, intra_negatives=1).')
+        self.intra_negatives = intra_negatives
         self.enqueue = enqueue
         self.keys_per_image = keys_per_image
         self.match_window = match_window
@@ -133,7 +159,7 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
                 is over the whole grid (DenseCL).
         """
         grid = q.shape[-2:]
-        allowed = weight = None
+        allowed = weight = intra_negative = None
         if self.match_window is not None and view_geometry is not None:
             if q.dim() != 4:
                 raise ValueError(
@@ -144,6 +170,9 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
             # float32 whatever the autocast dtype: a half-precision count of
             # patches rounds, and overflows past 65,504.
             weight = inside.flatten().to(torch.float32)
+            if self.intra_negatives is not None:
+                intra_negative = ~window_mask(position, grid,
+                                              self.intra_negatives)
         match = self.extract_correspondence(q_backbone, k_backbone, allowed)
         q = F.normalize(to_locations(q, 'q'), dim=2)
         k_raw = to_locations(k, 'k')
@@ -155,12 +184,33 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
             k_pos.reshape(-1, k.shape[2]),
             self.queue.keys,
             self.temperature,
-            reduction='none' if weight is not None else 'mean',
+            reduction='mean' if weight is None and intra_negative is None
+            else 'none',
             impl=self.impl)
+        if intra_negative is not None:
+            losses = self._add_intra_negatives(losses, q, k, k_pos,
+                                               intra_negative)
         if weight is not None:
             # Mean over the patches that have a counterpart; no host sync.
             losses = (losses * weight).sum() / weight.sum().clamp(min=1.0)
         return losses * self.loss_weight
+
+    def _add_intra_negatives(self, losses: Tensor, q: Tensor, k: Tensor,
+                             k_pos: Tensor, negative: Tensor) -> Tensor:
+        """Per-location losses with the same image's view-2 locations in
+        ``negative`` (B, S, S) added to each softmax's denominator.
+
+        ``losses`` is ``lse(pos, queue) - pos``, so the new loss is
+        ``logaddexp(losses, lse(intra) - pos)``; computed in float32.
+        """
+        q, k, k_pos = q.float(), k.float(), k_pos.float()
+        positive = (q * k_pos).sum(dim=2) / self.temperature
+        intra = torch.bmm(q, k.transpose(1, 2)) / self.temperature
+        # A row without negatives gives lse = -inf, which leaves the loss
+        # as it was (and masked_fill's backward zeroes its gradient).
+        intra_lse = intra.masked_fill(~negative, float('-inf')).logsumexp(2)
+        return torch.logaddexp(losses.float(),
+                               (intra_lse - positive).flatten())
 
     def _keys_to_enqueue(self, k: Tensor) -> Tensor:
         """(B, S, D) un-normalised dense keys -> the rows for the queue."""

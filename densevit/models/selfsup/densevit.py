@@ -10,7 +10,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from densevit.registry import MODELS
-from ..utils import KeyEncoderEMA
+from ..utils import KeyEncoderEMA, effective_dims
 
 
 def _build(cfg: Union[dict, nn.Module, None]) -> Optional[nn.Module]:
@@ -291,6 +291,14 @@ class DenseViT(BaseSelfSupervisor):
              **kwargs) -> Dict[str, Tensor]:
         """Global + dense contrastive losses (+ classification with a head).
 
+        Besides the losses, the dict holds two collapse signals of the
+        query batch, which mmengine logs but does not add to the loss:
+        ``dims_cls``, the effective number of dimensions of the CLS
+        features (below the batch size), and ``dims_dense``, that of the
+        projected dense features over all locations (at most their
+        dimension); see :func:`~densevit.models.utils.effective_dims`. A steady fall while
+        the loss looks fine means the features are collapsing.
+
         With ``symmetric_loss`` each view is the query once: the batch of
         pairs (view 1 → view 2) and (view 2 → view 1) goes through both
         losses together, so both views' keys are enqueued.
@@ -327,6 +335,11 @@ class DenseViT(BaseSelfSupervisor):
             cls_feats = q_cls[:len(data_samples)]
             cls_loss = self.head.loss((cls_feats, ), data_samples)['loss']
             losses['loss_cls'] = cls_loss * self.cls_loss_weight
+        # Collapse signals, logged beside the losses (not summed into them:
+        # mmengine sums only keys containing 'loss').
+        losses['dims_cls'] = effective_dims(q_cls)
+        losses['dims_dense'] = effective_dims(
+            q_dense.flatten(2).transpose(1, 2).flatten(0, 1))
         return losses
 
     def parse_losses(self, losses: Dict[str, Tensor]):

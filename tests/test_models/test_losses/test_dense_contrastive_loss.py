@@ -259,3 +259,76 @@ def test_window_needs_feature_maps():
         loss_fn(torch.randn(1, 4, 4), torch.randn(1, 4, 4),
                 torch.randn(1, 4, 6), torch.randn(1, 4, 6),
                 (boxes, torch.tensor([[False, False]])))
+
+
+def test_intra_negatives_add_far_cells_of_the_same_image_to_the_softmax():
+    torch.manual_seed(10)
+    loss_fn = DenseContrastiveLoss(queue_len=8, feat_dim=4, match_window=1,
+                                   intra_negatives=1)
+    # View 2 is the right half of view 1 (columns 2-3 of view 1 land in
+    # view 2; columns 0-1 sit the loss out).
+    boxes = torch.tensor([[[0., 0., 40., 40.], [20., 0., 40., 40.]]])
+    flips = torch.tensor([[False, False]])
+    q = _maps(1, 4, (4, 4)).requires_grad_()
+    k, qb, kb = _maps(1, 4, (4, 4)), _maps(1, 6, (4, 4)), _maps(1, 6, (4, 4))
+    loss = loss_fn(q, k, qb, kb, (boxes, flips))
+    loss.backward()
+
+    from densevit.models.utils.view_geometry import (locate_in_other_view,
+                                                     window_mask)
+    position, inside = locate_in_other_view(boxes, flips, (4, 4))
+    match = loss_fn.extract_correspondence(
+        qb, kb, window_mask(position, (4, 4), 1))[0]
+    # Written out per patch in float64: the view-2 cells more than one cell
+    # (Chebyshev) from the patch's place in view 2 join the queue's keys.
+    qn = F.normalize(q.detach().flatten(2)[0].T.double(), dim=1)
+    kn = F.normalize(k.flatten(2)[0].T.double(), dim=1)
+    queue, tau = loss_fn.queue.keys.double(), loss_fn.temperature
+    cells = torch.stack(torch.meshgrid(torch.arange(4), torch.arange(4),
+                                       indexing='ij'), -1).reshape(16, 2)
+    expected = []
+    for i in torch.nonzero(inside[0]).flatten().tolist():
+        place = position[0, i].floor()
+        far = (cells - place).abs().max(dim=1).values > 1
+        pos = torch.exp(qn[i] @ kn[match[i]] / tau)
+        neg = torch.exp(queue @ qn[i] / tau).sum() + \
+            torch.exp(kn[far] @ qn[i] / tau).sum()
+        assert far.any() and not far[match[i]]
+        expected.append(-torch.log(pos / (pos + neg)))
+    assert abs(loss.item() - torch.stack(expected).mean().item()) <= 1e-5
+    assert torch.isfinite(q.grad).all()
+    plain = DenseContrastiveLoss(queue_len=8, feat_dim=4, match_window=1)
+    plain.queue.keys.copy_(loss_fn.queue.keys)
+    assert loss.item() > plain(q, k, qb, kb, (boxes, flips)).item()
+
+
+def test_intra_negatives_with_a_window_covering_the_grid_change_nothing():
+    # Every cell is within 3 of every place on a 4x4 grid: no intra
+    # negative, so the loss (and its gradient) is the queue-only one.
+    torch.manual_seed(11)
+    boxes = torch.tensor([[[0., 0., 40., 40.], [0., 0., 40., 40.]]])
+    flips = torch.tensor([[False, True]])
+    maps = [_maps(1, 4, (4, 4)) for _ in range(2)] + \
+        [_maps(1, 6, (4, 4)) for _ in range(2)]
+    maps[0].requires_grad_()
+    intra = DenseContrastiveLoss(queue_len=8, feat_dim=4, match_window=1,
+                                 intra_negatives=3)
+    plain = DenseContrastiveLoss(queue_len=8, feat_dim=4, match_window=1)
+    plain.queue.keys.copy_(intra.queue.keys)
+    with_intra = intra(*maps, (boxes, flips))
+    grad_intra, = torch.autograd.grad(with_intra, maps[0])
+    without = plain(*maps, (boxes, flips))
+    grad_plain, = torch.autograd.grad(without, maps[0])
+    torch.testing.assert_close(with_intra, without)
+    torch.testing.assert_close(grad_intra, grad_plain)
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(intra_negatives=1),  # no geometry to tell near from far
+    dict(match_window=2, intra_negatives=1),  # the positive could be one
+    dict(match_window=1, intra_negatives=-1),
+    dict(match_window=1, intra_negatives=True),
+])
+def test_bad_intra_negatives_raise(kwargs):
+    with pytest.raises(ValueError, match='intra_negatives'):
+        DenseContrastiveLoss(**kwargs)
