@@ -1,4 +1,5 @@
 """The ViT backbone of DenseViT: CLS token plus the patch-token grid."""
+import difflib
 from typing import Dict, Tuple, Union
 
 from mmpretrain.models.backbones import VisionTransformer
@@ -7,6 +8,7 @@ from torch import Tensor
 from densevit.registry import MODELS
 
 _REQUIRED_KEYS = ('embed_dims', 'num_layers', 'num_heads')
+_ARCH_KEYS = _REQUIRED_KEYS + ('feedforward_channels', )
 # timm's (and the DeiT paper's) short names mean other nets in mmpretrain's
 # arch zoo ('small' there is 768-d, 8 layers). DenseViT uses mmpretrain's
 # names only, and points users of the short names to the equivalent one.
@@ -35,6 +37,20 @@ def resolve_arch(arch: Union[str, Dict]) -> Dict:
     if not isinstance(arch, dict):
         raise TypeError('DenseViTBackbone `arch` must be a str or a dict, '
                         f'got {type(arch).__name__}.')
+    # mmpretrain ignores unknown arch keys, so a misspelt one (num_layer)
+    # would silently train the default depth.
+    unknown = [k for k in arch if k not in _ARCH_KEYS]
+    if unknown:
+        hints = {
+            k: difflib.get_close_matches(str(k), _ARCH_KEYS, n=1)
+            for k in unknown
+        }
+        did_you_mean = ', '.join(f'{k!r} -> {h[0]!r}'
+                                 for k, h in hints.items() if h)
+        raise ValueError(
+            f'DenseViTBackbone arch dict has unknown key(s) {unknown}'
+            + (f' (did you mean {did_you_mean}?)' if did_you_mean else '')
+            + f'. Valid keys: {list(_ARCH_KEYS)}.')
     missing = [k for k in _REQUIRED_KEYS if k not in arch]
     if missing:
         raise ValueError(
@@ -66,8 +82,8 @@ class DenseViTBackbone(VisionTransformer):
             are refused: mmpretrain's 'small' is 768-d with 8 layers. Or a
             dict with ``embed_dims``, ``num_layers``, ``num_heads`` and
             optionally ``feedforward_channels`` (default 4 × embed_dims).
-        img_size (int): Size the position embeddings are built for.
-            Defaults to 224.
+        img_size (int | tuple[int, int]): Size the position embeddings are
+            built for; a multiple of ``patch_size``. Defaults to 224.
         patch_size (int): Patch size. Defaults to 16.
         **kwargs: Other :class:`mmpretrain.models.VisionTransformer`
             arguments (drop_path_rate, frozen_stages, init_cfg, ...).
@@ -84,6 +100,14 @@ class DenseViTBackbone(VisionTransformer):
                     f'DenseViTBackbone sets `{fixed}` itself (it always '
                     'returns the last layer CLS token and patch grid); '
                     'remove it from the config.')
+        sides = img_size if isinstance(img_size, (tuple, list)) else [img_size]
+        if any(side % patch_size for side in sides):
+            fixed = [max(1, side // patch_size) * patch_size for side in sides]
+            raise ValueError(
+                f'DenseViTBackbone: img_size={img_size} is not a multiple of '
+                f'patch_size={patch_size}, and forward() only takes images '
+                'cut into whole patches. Fix: use a multiple, e.g. '
+                f'img_size={tuple(fixed) if len(fixed) > 1 else fixed[0]}.')
         super().__init__(
             arch=resolve_arch(arch),
             img_size=img_size,

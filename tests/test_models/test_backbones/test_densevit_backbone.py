@@ -78,3 +78,21 @@ def test_bad_input_size_and_fixed_args():
         backbone(torch.randn(1, 3, 40, 32))
     with pytest.raises(ValueError, match='out_type'):
         DenseViTBackbone('deit-tiny', out_type='cls_token')
+
+
+def test_unknown_arch_key_refused_with_the_valid_ones():
+    # mmpretrain ignores unknown arch keys: num_layer=3 trained 12 layers.
+    with pytest.raises(ValueError, match=r"'num_layer' -> 'num_layers'.*"
+                       r"Valid keys: \['embed_dims', 'num_layers'"):
+        DenseViTBackbone(
+            dict(embed_dims=16, num_layers=1, num_heads=2, num_layer=3))
+
+
+@pytest.mark.parametrize('img_size', [60, (64, 60)])
+def test_img_size_not_a_multiple_of_patch_size_refused(img_size):
+    # Refused when built, not at the first forward of training.
+    with pytest.raises(ValueError, match=r'img_size=.*not a multiple of '
+                       r"patch_size=8.*img_size=(56|\(64, 56\))"):
+        DenseViTBackbone(
+            dict(embed_dims=16, num_layers=1, num_heads=2),
+            img_size=img_size, patch_size=8)
