@@ -388,3 +388,53 @@ def test_checkpoints_of_the_earlier_key_encoder_layout_load(tiny_model_cfg):
     for a, b in zip(source.key_encoder.parameters(),
                     target.key_encoder.parameters()):
         assert torch.equal(a, b)
+
+
+def test_momentum_update_moves_the_key_neck_by_the_formula(tiny_model_cfg):
+    # The key encoder is an EMA of backbone AND neck; the loss reads the
+    # neck through `key_neck`. Name by name, with a momentum other than the
+    # default: key_neck = (1 - m) * key_neck + m * neck.
+    tiny_model_cfg.update(momentum=0.3)
+    model = build(tiny_model_cfg)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in [*model.neck.parameters(), *model.key_neck.parameters()]:
+            p.add_(torch.randn(p.shape, generator=generator))
+    online = {n: p.clone() for n, p in model.neck.named_parameters()}
+    key = {n: p.clone() for n, p in model.key_neck.named_parameters()}
+    assert online.keys() == key.keys() and len(online) == 8
+    model.momentum_update()
+    updated = dict(model.key_neck.named_parameters())
+    for name in online:
+        assert not torch.equal(key[name], online[name])
+        torch.testing.assert_close(updated[name],
+                                   0.7 * key[name] + 0.3 * online[name])
+    for name, p in model.neck.named_parameters():
+        assert torch.equal(p, online[name])  # the online neck is untouched
+
+
+def test_loss_weights_are_one_minus_lambda_and_lambda(tiny_model_cfg):
+    # loss_global = (1 - λ) * InfoNCE(q, k, queue) and loss_dense = λ * the
+    # dense loss, with the InfoNCE materialised here from the encoders'
+    # outputs (λ = 0.3, so neither weight is the other's).
+    import torch.nn.functional as F
+
+    from densevit.models.losses import info_nce_reference
+    tiny_model_cfg.update(loss_lambda=0.3)
+    model = build(tiny_model_cfg)
+    view_q, view_k = two_views()
+    losses = model([view_q, view_k], mode='loss')
+    with torch.no_grad():
+        q_cls, q_patches = model.backbone(view_q)
+        q_global, q_dense = model.neck((q_cls, q_patches))
+        k_cls, k_patches = model.key_backbone(view_k)
+        k_global, k_dense = model.key_neck((k_cls, k_patches))
+        direct_global = info_nce_reference(
+            F.normalize(q_global, dim=1), F.normalize(k_global, dim=1),
+            model.global_loss.queue.keys, model.global_loss.temperature)
+        direct_dense = model.dense_loss(q_dense, k_dense, q_patches,
+                                        k_patches)
+    torch.testing.assert_close(losses['loss_global'].detach(),
+                               0.7 * direct_global)
+    torch.testing.assert_close(losses['loss_dense'].detach(),
+                               0.3 * direct_dense)
