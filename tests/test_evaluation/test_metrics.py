@@ -338,3 +338,148 @@ def test_metrics_on_densevit_predictions(tiny_model_cfg):
         'dense_probe/pixel_acc_chance', 'knn/top1', 'knn/chance'
     }
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
+
+
+# Known answers: inputs built so that each metric's value is fixed by
+# construction, checked through the Evaluator as a Runner drives it.
+
+def _known_corr_sample(box2, backbone, dense):
+    """Two-view sample on a (2, 4) grid of 16-px patches, view 1 = [0, 0,
+    64, 32]; the predictions are given by hand."""
+    sample = DataSample(metainfo=dict(
+        view_boxes=torch.tensor([[0., 0., 64., 32.], box2]),
+        view_flips=torch.tensor([False, False]), patch_grid=(2, 4)))
+    sample.pred_corr_backbone = torch.tensor(backbone)
+    sample.pred_corr_dense = torch.tensor(dense)
+    return sample
+
+
+def test_correspondence_accuracy_known_answers():
+    # Sample A, view 2 = view 1: the truth of patch i is i, all 8 valid.
+    # Backbone gets patches 0-2 right; the other five point two or more
+    # cells away (tolerance 1): 3 of 8.
+    same = _known_corr_sample([0., 0., 64., 32.], [0, 1, 2, 0, 3, 3, 0, 0],
+                              [0] * 8)
+    evaluator = Evaluator(
+        dict(type='CorrespondenceAccuracy', _scope_='densevit'))
+    evaluator.process([same])
+    metrics = evaluator.evaluate(1)
+    assert metrics['correspondence/acc_backbone'] == 0.375
+    # Patch 0 everywhere is within one cell of truths 0, 1, 4, 5: 4 of 8.
+    assert metrics['correspondence/acc_dense'] == 0.5
+    assert metrics['correspondence/acc_position_baseline'] == 1.0
+    # A uniform guess hits 4 of 8 cells at the grid's ends (cols 0, 3) and
+    # 6 of 8 inside: (4 * 4 + 4 * 6) / 8 expected hits of 8.
+    assert metrics['correspondence/acc_random_baseline'] == pytest.approx(
+        40 / 8 / 8)
+
+    # Sample B, view 2 = [32, 0, 96, 32]: only view-1 columns 2, 3 (centres
+    # x = 40, 56) lie in it, at view-2 columns 0, 1. Its 4 valid patches
+    # pool with A's 8: backbone 3 + 4 of 12 (not the mean of 3/8 and 1).
+    from densevit.evaluation.functional import correspondence_ground_truth
+    shifted_box = [32., 0., 96., 32.]
+    gt, valid, _ = correspondence_ground_truth(
+        torch.tensor([[0., 0., 64., 32.], shifted_box]),
+        torch.tensor([False, False]), (2, 4))
+    assert gt.tolist() == [-1, -1, 0, 1, -1, -1, 4, 5]
+    shifted = _known_corr_sample(shifted_box, [7, 7, 0, 1, 7, 7, 4, 5],
+                                 [0] * 8)
+    evaluator.process([same, shifted])
+    metrics = evaluator.evaluate(2)
+    assert metrics['correspondence/acc_backbone'] == 7 / 12
+    assert metrics['correspondence/acc_dense'] == 8 / 12
+    # Own cell: 8 of A; in B truth col = col - 2, two cells off: 0 of 4.
+    assert metrics['correspondence/acc_position_baseline'] == 8 / 12
+    # B's truths 0, 1, 4, 5: 4 + 6 + 4 + 6 cells of 8.
+    assert metrics['correspondence/acc_random_baseline'] == pytest.approx(
+        (40 / 8 + 20 / 8) / 12)
+
+
+def _one_hot_samples(feature_classes, labels, seed=0):
+    """cls_feats: the one-hot of ``feature_classes`` plus 1% noise."""
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for cls, label in zip(feature_classes, labels):
+        sample = DataSample().set_gt_label(int(label))
+        sample.cls_feats = torch.nn.functional.one_hot(
+            torch.tensor(int(cls)), 4).float() + 0.01 * torch.randn(
+                4, generator=g)
+        samples.append(sample)
+    return samples
+
+
+@pytest.mark.parametrize('metric', [
+    dict(type='KNNAccuracy', k=5, prefix='known'),
+    dict(type='LinearProbeAccuracy', prefix='known')
+])
+def test_classification_probes_known_answers(metric):
+    # 30 samples, features the one-hot of their class; the fit share keeps
+    # its labels, 3 of the 15 scored samples get another class's label. A
+    # classifier that follows the features is right on 12 of 15.
+    feature_classes = torch.arange(3).repeat(10)
+    labels = feature_classes.clone()
+    _, scored = probe_split(30, 0.5, 0)
+    relabelled = scored[:3]
+    labels[relabelled] = (feature_classes[relabelled] + 1) % 3
+    samples = _one_hot_samples(feature_classes, labels)
+    evaluator = Evaluator(dict(metric, _scope_='densevit'))
+    evaluator.process(samples[:16])
+    evaluator.process(samples[16:])
+    metrics = evaluator.evaluate(30)
+    assert metrics['known/top1'] == pytest.approx(12 / 15, abs=1e-7)
+    scored_counts = Counter(labels[scored].tolist())
+    assert metrics['known/chance'] == pytest.approx(
+        max(scored_counts.values()) / 15)
+
+
+def _cells_sample(feature_cells, mask):
+    """A (3, 2, 2) patch_feats, the one-hot of ``feature_cells`` (+ 1%
+    noise), and a 16x16 mask (8x8 pixels per patch)."""
+    g = torch.Generator().manual_seed(sum(feature_cells))
+    sample = DataSample()
+    cells = torch.tensor(feature_cells).view(2, 2)
+    sample.patch_feats = torch.nn.functional.one_hot(cells, 3).permute(
+        2, 0, 1).float() + 0.01 * torch.randn(3, 2, 2, generator=g)
+    sample.gt_mask = mask
+    return sample
+
+
+def _cell_mask(cells):
+    return torch.tensor(cells).view(2, 2).repeat_interleave(
+        8, 0).repeat_interleave(8, 1)
+
+
+def test_dense_probe_known_answer():
+    # probe_split(6) fits on samples 2, 3, 5 and scores 0, 1, 4. The fitted
+    # ones have masks equal to their features, so the probe predicts the
+    # feature class; the scored masks differ from it in known patches.
+    assert [t.tolist() for t in probe_split(6, 0.5, 0)] == [[2, 3, 5],
+                                                            [0, 1, 4]]
+    first_mask = _cell_mask([0, 1, 1, 1])
+    second_mask = _cell_mask([0, 1, 2, 2])
+    # A patch decided by majority: 40 pixels of class 0, 24 of class 2.
+    second_mask[:3, :8] = 2
+    ignored = torch.full((16, 16), 255)  # scores nothing
+    samples = [
+        _cells_sample([0, 0, 1, 2], first_mask),
+        _cells_sample([0, 1, 1, 2], second_mask),
+        _cells_sample([0, 1, 2, 0], _cell_mask([0, 1, 2, 0])),
+        _cells_sample([1, 2, 0, 1], _cell_mask([1, 2, 0, 1])),
+        _cells_sample([2, 2, 2, 2], ignored),
+        _cells_sample([2, 0, 1, 2], _cell_mask([2, 0, 1, 2])),
+    ]
+    evaluator = Evaluator(
+        dict(type='DenseProbe', num_classes=3, _scope_='densevit'))
+    evaluator.process(samples)
+    metrics = evaluator.evaluate(6)
+    # (truth, prediction) of the 8 scored patches: (0,0) (1,0) (1,1) (1,2)
+    # and (0,0) (1,1) (2,1) (2,2). IoU = hits / (truth + predicted - hits):
+    # class 0: 2 / (2 + 3 - 2), class 1: 2 / (4 + 3 - 2), class 2:
+    # 1 / (2 + 2 - 1).
+    assert metrics['dense_probe/mIoU'] == pytest.approx(
+        (2 / 3 + 2 / 5 + 1 / 3) / 3, abs=1e-12)
+    assert metrics['dense_probe/pixel_acc'] == pytest.approx(5 / 8)
+    # The most common scored label is 1 (4 of 8): its IoU is 4 / 8, the
+    # other classes' 0.
+    assert metrics['dense_probe/pixel_acc_chance'] == pytest.approx(0.5)
+    assert metrics['dense_probe/mIoU_chance'] == pytest.approx(0.5 / 3)
