@@ -1,6 +1,10 @@
 # Generic runtime settings of every DenseViT config. The hooks that drive the
 # algorithm (queues, key encoder, dense warm-up) come with the model base
 # configs in models/; the probe hook with the dataset base configs.
+# Names resolve in DenseViT's registries first, so the schedules'
+# train_cfg=dict(type='EpochBasedTrainLoop') builds DenseViT's loop, which
+# resumes a checkpoint saved mid-epoch after its last trained batch
+# (densevit.engine.compat.ResumableEpochBasedTrainLoop).
 default_scope = 'densevit'
 
 default_hooks = dict(

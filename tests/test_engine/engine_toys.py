@@ -148,9 +148,18 @@ def build_runner(work_dir,
                  by_epoch: bool = False,
                  optim_wrapper: dict = None,
                  randomness: dict = None,
+                 loop_type: str = None,
+                 loader_options: dict = None,
                  **kwargs) -> Runner:
-    """A real Runner over :class:`ToyDataset` (batch 2, shuffled)."""
-    if by_epoch:
+    """A real Runner over :class:`ToyDataset` (batch 2, shuffled).
+
+    ``loop_type`` builds the training loop from the registry by that name
+    (epoch-based: ``max_iters`` counts epochs); ``loader_options`` update
+    the training dataloader (e.g. ``num_workers``).
+    """
+    if loop_type is not None:
+        train_cfg = dict(type=loop_type, max_epochs=max_iters)
+    elif by_epoch:
         train_cfg = dict(by_epoch=True, max_epochs=max_iters)
     else:
         train_cfg = dict(by_epoch=False, max_iters=max_iters)
@@ -176,11 +185,14 @@ def build_runner(work_dir,
         model=model,
         work_dir=str(work_dir),
         experiment_name=f'test_engine_{uuid.uuid4().hex}',
-        train_dataloader=dict(
-            dataset=ToyDataset(num_samples),
-            sampler=dict(type='DefaultSampler', shuffle=True),
-            batch_size=2,
-            num_workers=0),
+        train_dataloader={
+            **dict(
+                dataset=ToyDataset(num_samples),
+                sampler=dict(type='DefaultSampler', shuffle=True),
+                batch_size=2,
+                num_workers=0),
+            **(loader_options or {})
+        },
         optim_wrapper=optim_wrapper or dict(
             optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
         train_cfg=train_cfg,

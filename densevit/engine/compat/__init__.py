@@ -96,18 +96,39 @@ upstream behaviour itself; when an upgrade makes it fail, delete the entry
      then mmpretrain's ``ColorJitter`` can replace it (a transform, so the
      swap changes the random stream: re-check the pipeline tests). Premise:
      ``test_color_jitter_premise.py::test_mmcv_adjust_hue_rejects_negative_hue``.
+
+7. ``resumable_epoch_loop``: :class:`ResumableEpochBasedTrainLoop`
+   (registered in ``densevit.registry.LOOPS`` as ``'EpochBasedTrainLoop'``).
+
+   - Works around: mmengine's ``EpochBasedTrainLoop.run_epoch`` always
+     starts at the epoch's first batch (0.10.0 to 0.11.0rc0), so a
+     checkpoint saved mid-epoch (``CheckpointHook(by_epoch=False)``) resumes
+     by training that epoch's trained batches again, and more steps than
+     asked. The loop skips them as ``IterBasedTrainLoop`` does.
+   - Plugged in: by its registered name: ``default_scope='densevit'`` of
+     the runtime base config makes the schedules'
+     ``train_cfg=dict(type='EpochBasedTrainLoop')`` build it.
+   - Delete when: mmengine's epoch-based loop skips the batches already
+     trained in a resumed epoch. Premise:
+     ``test_resumable_epoch_loop.py::test_stock_loop_replays_the_resumed_epoch``.
 """
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .atomic_local_backend import (ATOMIC_LOCAL_BACKEND, AtomicLocalBackend,
-                                   atomic_write_bytes)
+                                   atomic_write_bytes, remove_stale_temp_files)
+from .checkpoint_files import (UnreadableCheckpointError,
+                               find_resumable_checkpoint,
+                               last_checkpoint_entry, load_from_local_file,
+                               read_last_checkpoint)
 from .cpu_distributed import clear_ddp_device_ids, start_cpu_process_group
+from .resumable_epoch_loop import ResumableEpochBasedTrainLoop
 from .rng_state import get_rng_state, set_rng_state
 from .train_state_hook import TrainStateHook
 from .weights_only import TYPE_KEY, from_weights_only, to_weights_only
 
 __all__ = [
     'ATOMIC_LOCAL_BACKEND', 'AtomicCheckpointHook', 'AtomicLocalBackend',
-    'TYPE_KEY', 'TrainStateHook', 'atomic_write_bytes', 'clear_ddp_device_ids',
-    'from_weights_only', 'get_rng_state', 'set_rng_state',
-    'start_cpu_process_group', 'to_weights_only'
+    'ResumableEpochBasedTrainLoop', 'TYPE_KEY', 'TrainStateHook',
+    'atomic_write_bytes', 'clear_ddp_device_ids', 'from_weights_only',
+    'get_rng_state', 'set_rng_state', 'start_cpu_process_group',
+    'to_weights_only'
 ]
