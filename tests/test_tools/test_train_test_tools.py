@@ -102,12 +102,51 @@ def test_train_rejects_bad_config(tmp_path):
     assert 'model.neck.typo_arg' in proc.stderr
 
 
+# A hook for the two-rank run: it keeps each step's keys as the losses
+# recorded them (before QueueUpdateHook, ABOVE_NORMAL, enqueues and clears
+# them) and, at the end, both queues, one file per rank.
+QUEUE_RECORDER = """
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmpretrain.utils import get_ori_model
+
+from densevit.registry import HOOKS
+
+
+@HOOKS.register_module()
+class QueueRecorder(Hook):
+    priority = 'HIGHEST'
+
+    def before_train(self, runner):
+        self.steps = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        model = get_ori_model(runner.model)
+        self.steps.append({name: getattr(model, name).pending_keys.clone()
+                           for name in ('global_loss', 'dense_loss')})
+
+    def after_train(self, runner):
+        model = get_ori_model(runner.model)
+        torch.save(
+            dict(steps=self.steps,
+                 queues={name: getattr(model, name).queue.keys.clone()
+                         for name in ('global_loss', 'dense_loss')}),
+            f'{runner.work_dir}/queues_rank{get_rank()}.pth')
+"""
+
+
 def test_two_process_cpu_training_with_dist_train_sh(tmp_path):
     """tools/dist_train.sh on a CPU machine: gloo, DDP, queues all-gathered."""
     config = tmp_path / 'tiny_demo.py'
-    config.write_text(TINY_OVERRIDES)
+    config.write_text(TINY_OVERRIDES + """
+custom_imports = dict(imports=['queue_recorder'])
+custom_hooks = [*_base_.custom_hooks, dict(type='QueueRecorder')]
+""")
+    (tmp_path / 'queue_recorder.py').write_text(QUEUE_RECORDER)
     work_dir = tmp_path / 'dist'
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT),
+    env = dict(os.environ, PYTHONPATH=f'{REPO_ROOT}{os.pathsep}{tmp_path}',
                PORT=str(29500 + os.getpid() % 1000))
     proc = subprocess.run(
         ['bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(config), '2',
@@ -122,3 +161,18 @@ def test_two_process_cpu_training_with_dist_train_sh(tmp_path):
     assert int(ckpt['state_dict']['dense_loss.queue.ptr']) == 32
     assert int(ckpt['state_dict']['global_loss.queue.ptr']) == 32
     assert len(ckpt['rng_states']) == 2
+    # Every rank holds the same queues, and they hold the all-gathered keys
+    # of each step in rank order (what the pointer alone cannot show).
+    ranks = [torch.load(work_dir / f'queues_rank{rank}.pth',
+                        weights_only=True) for rank in range(2)]
+    for name in ('global_loss', 'dense_loss'):
+        queues = [r['queues'][name] for r in ranks]
+        assert torch.equal(queues[0], queues[1]), name
+        assert torch.equal(queues[0], ckpt['state_dict'][f'{name}.queue.keys'])
+        for step in range(2):
+            gathered = torch.cat([r['steps'][step][name] for r in ranks])
+            assert gathered.shape[0] == 16
+            assert not torch.equal(gathered[:8], gathered[8:])
+            torch.testing.assert_close(
+                queues[0][16 * step:16 * (step + 1)],
+                torch.nn.functional.normalize(gathered.float(), dim=1))
