@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 from densevit.engine.compat import (clear_ddp_device_ids,
                                     start_cpu_process_group)
 from densevit.registry import RUNNERS
-from .config_check import check_config
+from .config_check import check_config, check_train_batches
 from .metric_table import metric_rows
 
 
@@ -70,7 +70,7 @@ def apply_cli_options(cfg: Config,
         wrapper = cfg.optim_wrapper
         if wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
             wrapper.type = 'AmpOptimWrapper'
-            wrapper.setdefault('dtype', 'bfloat16')
+            pass
     if resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -140,7 +140,8 @@ def build_runner(cfg: Config, training: bool = True) -> Runner:
     Args:
         cfg (Config): the merged config.
         training (bool): whether the runner will train (checks pretrained
-            checkpoints too) or only test. Defaults to True.
+            checkpoints too, and builds the training dataloader to check
+            that an epoch holds a batch) or only test. Defaults to True.
     """
     check_config(cfg, training=training)
     notes = adapt_to_device(cfg) + relax_worker_settings(cfg)
@@ -151,6 +152,8 @@ def build_runner(cfg: Config, training: bool = True) -> Runner:
         runner = Runner.from_cfg(cfg)
     for note in notes:
         runner.logger.warning(note)
+    if training:
+        check_train_batches(runner)
     return runner
 
 

@@ -108,3 +108,78 @@ def test_persistent_workers_dropped_without_workers():
     assert cfg.probe_corr_dataloader.persistent_workers is False
     assert cfg.train_dataloader.persistent_workers is True
     assert len(notes) == 2
+
+
+def demo_cfg():
+    return Config.fromfile(
+        str(REPO_ROOT / 'configs/densevit/'
+            'densevit_vit-tiny-d4-p8_1xb32-demo-coslr-4e_synthetic-64px.py'))
+
+
+@pytest.mark.parametrize('option,match', [
+    # Passed on through DenseViTBackbone's **kwargs to VisionTransformer.
+    (('model.backbone.img_sizee', 64),
+     r'`model.backbone.img_sizee` is not an argument of DenseViTBackbone; '
+     r'did you mean `img_size`'),
+    (('train_dataloader.dataset.num_sample', 8),
+     r'`train_dataloader.dataset.num_sample`.*did you mean `num_samples`'),
+    (('train_dataloader.batchsize', 8),
+     r'`train_dataloader.batchsize` is not a dataloader setting; did you '
+     r'mean `batch_size`'),
+    (('optim_wrapper.optimizer.weight_decai', 0.1),
+     r'`optim_wrapper.optimizer.weight_decai` is not an argument of AdamW; '
+     r'did you mean `weight_decay`'),
+    (('optim_wrapper.optimizer.lr', 'abc'),
+     r"`optim_wrapper.optimizer.lr='abc'` must be a number"),
+    (('train_cfg.max_epochs', 0),
+     r'`train_cfg.max_epochs=0` must be a positive integer'),
+])
+def test_cli_option_mistakes_named_with_path(option, match):
+    cfg = apply_cli_options(demo_cfg(), 'demo.py',
+                            cfg_options=dict([option]))
+    with pytest.raises(ValueError, match=match):
+        check_config(cfg)
+
+
+def test_shipped_demo_and_builder_keys_pass():
+    cfg = demo_cfg()
+    check_config(cfg)
+    # mmengine's merge marker, and a hook that stores its **kwargs (the
+    # checkpoint's save options): neither is a mistake.
+    cfg.merge_from_dict({
+        'optim_wrapper.optimizer': dict(_delete_=True, type='SGD', lr=0.1),
+        'default_hooks.checkpoint': dict(
+            type='CheckpointHook', interval=1, any_save_option=True)
+    })
+    check_config(cfg)
+    # Only training needs a positive length.
+    cfg.train_cfg.max_epochs = 0
+    check_config(cfg, training=False)
+
+
+def test_view_size_not_a_multiple_of_the_patch_size():
+    cfg = demo_cfg()
+    cfg.train_dataloader.dataset.pipeline[0].size = 60
+    with pytest.raises(ValueError, match=r'`train_dataloader.dataset.pipeline'
+                       r'\[0\].size=60` is not a multiple of the patch size '
+                       r'8.*Fix: e.g. size=56'):
+        check_config(cfg)
+
+
+def test_batch_larger_than_the_dataset(tmp_path, tiny_model_cfg):
+    from densevit.apis import build_runner
+    cfg = demo_cfg()
+    cfg.model = tiny_model_cfg
+    cfg.train_dataloader.update(
+        batch_size=8, num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.dataset.update(num_samples=4, img_size=32)
+    cfg.train_dataloader.dataset.pipeline[0].size = 32
+    cfg.param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True,
+                                convert_to_iter_based=True)]
+    cfg.custom_hooks = []
+    cfg.work_dir = str(tmp_path)
+    # Before: "epoch_length must be a positive integer, but got 0" from the
+    # scheduler, once training starts.
+    with pytest.raises(ValueError, match=r'train_dataloader.batch_size=8 is '
+                       r'larger than the 4 samples.*batch_size=4'):
+        build_runner(cfg).train()
