@@ -70,7 +70,7 @@ def apply_cli_options(cfg: Config,
         wrapper = cfg.optim_wrapper
         if wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
             wrapper.type = 'AmpOptimWrapper'
-            pass
+            wrapper.setdefault('dtype', 'bfloat16')
     if resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
