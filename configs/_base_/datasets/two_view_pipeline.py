@@ -65,16 +65,22 @@ data_preprocessor = dict(
 # Dataloader settings every dataset config shares. Training: shuffled, full
 # batches only (both views and the queue expect a fixed batch size), batched
 # tensors (default_collate) as the self-supervised preprocessor expects.
+# Workers are started afresh every epoch: mmengine seeds them from the seed,
+# rank and worker id only, so a resumed run's workers draw exactly what the
+# uninterrupted run's drew (persistent workers would carry their random state
+# over from earlier epochs, which a resumed run cannot restore). Cost: about
+# a second per epoch (docs/get_started.md, "What resume guarantees").
 train_loader_defaults = dict(
     num_workers=2,
-    persistent_workers=True,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     drop_last=True)
-# Probes and evaluation: every sample once, in order.
+# Probes and evaluation: every sample once, in order; fresh workers for each
+# pass, so every probe during training sees the same random view pairs.
 eval_loader_defaults = dict(
     batch_size=64,
     num_workers=2,
-    persistent_workers=True,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='default_collate'))

@@ -46,7 +46,8 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=128,
     num_workers=8,
-    persistent_workers=True,
+    # Fresh workers each epoch: resume stays exact (two_view_pipeline.py).
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='DenseImageFolder',
