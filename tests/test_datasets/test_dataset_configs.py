@@ -31,7 +31,7 @@ def test_synthetic_train_dataloader_batch():
     cfg = load('synthetic_shapes_64px.py')
     tl = cfg.train_dataloader
     assert tl.batch_size == 32 and tl.num_workers == 2
-    assert tl.persistent_workers and tl.drop_last
+    assert not tl.persistent_workers and tl.drop_last  # exact resume
     assert tl.sampler == dict(type='DefaultSampler', shuffle=True)
     assert tl.collate_fn == dict(type='default_collate')
     batch = next(iter(build_loader(small_loader_cfg(tl))))
