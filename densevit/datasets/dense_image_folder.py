@@ -1,11 +1,17 @@
 """DenseImageFolder: an mmpretrain CustomDataset that checks its folder."""
 import os.path as osp
-from typing import Callable, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
+from mmcv.transforms import LoadImageFromFile
 from mmpretrain.datasets import CustomDataset
 
 from densevit.registry import DATASETS
-from .utils import IMG_EXTENSIONS, build_pipeline, check_data_root
+from .utils import (IMG_EXTENSIONS, build_pipeline, check_data_root,
+                    check_images_readable)
+
+# Images decoded at build time, spread evenly over the dataset.
+NUM_CHECKED_IMAGES = 16
 
 
 @DATASETS.register_module()
@@ -17,9 +23,16 @@ class DenseImageFolder(CustomDataset):
     time, before any training step, that the image folder exists and holds
     images (and that ``ann_file`` exists when given), raising an error that
     names the path and the fix instead of mmpretrain's bare
-    ``RuntimeError``/``assert`` deep inside the first epoch. Its pipeline is
-    built with DenseViT's registry, so DenseViT transforms work without the
-    ``densevit`` default scope.
+    ``RuntimeError``/``assert`` deep inside the first epoch. It then decodes
+    up to ``NUM_CHECKED_IMAGES`` (16) images spread over the dataset with
+    the settings of the pipeline's loader (``LoadImageOrSkip`` or mmcv's
+    ``LoadImageFromFile``): when none can be read it raises, naming them;
+    when some cannot, it logs them (see
+    :func:`~densevit.datasets.utils.check_images_readable`). In test mode an
+    image the pipeline cannot load raises, naming the file, since
+    evaluation must not skip samples. Its pipeline is built with DenseViT's
+    registry, so DenseViT transforms work without the ``densevit`` default
+    scope.
 
     Args:
         data_root (str): Root folder of the dataset. Defaults to ''.
@@ -36,8 +49,9 @@ class DenseImageFolder(CustomDataset):
 
     Raises:
         FileNotFoundError: The image folder or ``ann_file`` does not exist.
-        ValueError: The folder holds no images, or ``with_label=True`` without
-            an ``ann_file`` but the folder has no class sub-folders.
+        ValueError: The folder holds no images, none of the checked images
+            can be read, or ``with_label=True`` without an ``ann_file`` but
+            the folder has no class sub-folders.
     """
 
     def __init__(self,
@@ -78,3 +92,35 @@ class DenseImageFolder(CustomDataset):
             extensions=extensions,
             pipeline=build_pipeline(pipeline),
             **kwargs)
+        loader = self._image_loader()
+        if self._fully_initialized and loader is not None and len(self):
+            picks = np.unique(
+                np.linspace(0, len(self) - 1,
+                            min(len(self), NUM_CHECKED_IMAGES)).round())
+            check_images_readable(
+                [self.get_data_info(int(i))['img_path'] for i in picks],
+                osp.normpath(folder or '.'),
+                imdecode_backend=loader.imdecode_backend,
+                color_type=loader.color_type,
+                backend_args=loader.backend_args)
+
+    def _image_loader(self) -> Optional[LoadImageFromFile]:
+        """The pipeline's image loading transform, if it has one."""
+        for transform in self.pipeline.transforms:
+            if isinstance(transform, LoadImageFromFile):
+                return transform
+        return None
+
+    def prepare_data(self, idx: int):
+        """The pipeline's output for sample ``idx``; in test mode, an image
+        the pipeline could not load raises naming the file (mmengine's
+        ``BaseDataset`` raises without it)."""
+        data = super().prepare_data(idx)
+        if data is None and self.test_mode:
+            raise ValueError(
+                f'Image "{self.get_data_info(idx)["img_path"]}" could not be '
+                'loaded by the pipeline (LoadImageOrSkip logs why), and '
+                'evaluation '
+                '(test_mode=True) uses every image. Fix: remove or replace '
+                'the file.')
+        return data

@@ -1,7 +1,13 @@
 """Helpers shared by the DenseViT datasets."""
+import logging
 import os
 import os.path as osp
-from typing import Callable, List, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import mmcv
+import numpy as np
+from mmengine import fileio
+from mmengine.logging import print_log
 
 from densevit.registry import TRANSFORMS
 
@@ -103,3 +109,93 @@ def check_data_root(path: str,
                 '`with_label=True` reads labels from them '
                 '(path/<class>/<image>). Fix: set with_label=False for an '
                 'unlabelled folder, or give an `ann_file` with labels.')
+
+
+def read_image(path: str,
+               imdecode_backend: str = 'cv2',
+               color_type: str = 'color',
+               backend_args: Optional[dict] = None
+               ) -> Tuple[Optional[np.ndarray], str]:
+    """Read and decode one image file, or say why it cannot be.
+
+    mmcv's decoders fail differently on the same bad file: Pillow raises for
+    empty, truncated and non-image files, OpenCV raises for an empty one and
+    returns None for the others. Both come out here as ``(None, reason)``.
+
+    Args:
+        path (str): The image file.
+        imdecode_backend (str): mmcv decoding backend ('cv2', 'pillow',
+            ...). Defaults to 'cv2'.
+        color_type (str): mmcv's ``flag`` ('color', 'grayscale', ...).
+            Defaults to 'color'.
+        backend_args (dict, optional): mmengine file backend arguments.
+
+    Returns:
+        tuple: ``(image, '')``, or ``(None, reason)`` for a file that is
+        missing or cannot be read, is empty, or does not decode (truncated,
+        corrupt or not an image).
+    """
+    try:
+        img_bytes = fileio.get(path, backend_args=backend_args)
+    except Exception as e:  # whatever the storage backend raises
+        return None, f'cannot be read ({type(e).__name__}: {e})'
+    if not img_bytes:
+        return None, 'empty file (0 bytes)'
+    try:
+        img = mmcv.imfrombytes(
+            img_bytes, flag=color_type, backend=imdecode_backend)
+    except Exception:  # the decoders raise many types for one meaning
+        img = None
+    if img is None or img.size == 0:
+        return None, (f'{imdecode_backend} cannot decode it (truncated, '
+                      'corrupt or not an image)')
+    return img, ''
+
+
+def describe_files(problems: Sequence[Tuple[str, str]],
+                   limit: int = 10) -> str:
+    """``"path": reason`` for the first ``limit`` files, then a count."""
+    text = '; '.join(f'"{path}": {reason}'
+                     for path, reason in problems[:limit])
+    if len(problems) > limit:
+        text += f'; and {len(problems) - limit} more'
+    return text
+
+
+def check_images_readable(paths: Sequence[str], folder: str,
+                          **read_args) -> None:
+    """Decode ``paths`` (a sample of a dataset's images) before training.
+
+    Raises when none of them can be read: a folder of broken files (or of
+    other files named like images) would otherwise pass the folder checks
+    and fail in the first epoch without naming a file. Logs a warning
+    naming those that cannot be read when only some are: the loader will
+    skip them.
+
+    Args:
+        paths (Sequence[str]): The image files to try.
+        folder (str): The dataset's image folder, for the messages.
+        **read_args: :func:`read_image` arguments (the pipeline loader's
+            decoding backend, colour type and file backend).
+
+    Raises:
+        ValueError: No file in ``paths`` can be read.
+    """
+    unreadable = []
+    for path in paths:
+        img, reason = read_image(path, **read_args)
+        if img is None:
+            unreadable.append((path, reason))
+    if paths and len(unreadable) == len(paths):
+        raise ValueError(
+            f'None of the {len(paths)} images checked in "{folder}" can be '
+            f'read: {describe_files(unreadable)}. Fix: point `data_root`/'
+            '`data_prefix` at a folder of intact images (try opening one in '
+            'an image viewer), or replace the broken files.')
+    if unreadable:
+        print_log(
+            f'{len(unreadable)} of the {len(paths)} images checked in '
+            f'"{folder}" cannot be read and will be skipped: '
+            f'{describe_files(unreadable)}.',
+            logger='current',
+            level=logging.WARNING)

@@ -76,7 +76,7 @@ def test_imagenet_config(tmp_path):
     ds_cfg = cfg.train_dataloader.dataset.to_dict()
     assert ds_cfg['data_root'] == 'data/imagenet'
     load = cfg.train_pipeline[0]
-    assert load.type == 'LoadImageFromFile'
+    assert load.type == 'LoadImageOrSkip'
     assert load.imdecode_backend == 'pillow'
     # Missing data: a clear error before training, naming the folder.
     ds_cfg['data_root'] = str(tmp_path / 'imagenet')
@@ -86,3 +86,68 @@ def test_imagenet_config(tmp_path):
     ds = DATASETS.build(ds_cfg)
     out = ds[0]
     assert [t.shape for t in out['inputs']] == [(3, 224, 224)] * 2
+
+
+def photo_folder(data_root, test_mode=False):
+    """The shipped unlabelled-folder dataset config, pointed at data_root."""
+    cfg = Config.fromfile(
+        osp.join(osp.dirname(CFG), 'photo_folder_64px.py'))
+    loader = cfg.test_dataloader.dataset.dataset if test_mode else \
+        cfg.train_dataloader.dataset
+    return dict(loader.to_dict(), data_root=str(data_root))
+
+
+def test_folder_of_only_broken_files_fails_at_build(tmp_path,
+                                                    write_broken_images):
+    # Before: built fine, then "Cannot find valid image after 1000!".
+    broken = write_broken_images(tmp_path / 'photos')
+    with pytest.raises(ValueError, match='None of the 3 images checked in '
+                       f'"{tmp_path / "photos"}" can be read:') as error:
+        DATASETS.build(photo_folder(tmp_path / 'photos'))
+    for path in broken:
+        assert f'"{path}"' in str(error.value)
+
+
+def test_broken_files_named_at_build_and_skipped_in_training(
+        tmp_path, write_broken_images, write_good_images, logged_warnings):
+    folder = tmp_path / 'photos'
+    write_good_images(folder, n=2)
+    broken = write_broken_images(folder)
+    ds = DATASETS.build(photo_folder(folder))
+    assert any('3 of the 5 images checked' in m and all(
+        f'"{p}"' in m for p in broken) for m in logged_warnings)
+    sample = ds[[ds.get_data_info(i)['img_path']
+                 for i in range(len(ds))].index(broken[0])]
+    assert [t.shape for t in sample['inputs']] == [(3, 64, 64)] * 2
+    assert any(f'Skipped unreadable image "{broken[0]}"' in m
+               for m in logged_warnings)
+
+
+def test_unreadable_image_in_test_mode_named(tmp_path, write_broken_images,
+                                             write_good_images):
+    folder = tmp_path / 'photos'
+    write_good_images(folder, n=2)
+    broken = write_broken_images(folder)
+    ds = DATASETS.build(photo_folder(folder, test_mode=True))
+    paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
+    # Before: "Test time pipline should not get `None` data_sample".
+    with pytest.raises(ValueError, match=f'"{broken[1]}" could not be '
+                       'loaded'):
+        ds[paths.index(broken[1])]
+
+
+def test_worker_raises_naming_the_files(tmp_path, write_broken_images,
+                                        write_good_images):
+    # Mostly broken data passes the build-time sample (one image reads),
+    # then a dataloader worker stops at the sixth unreadable file.
+    from torch.utils.data import DataLoader
+    folder = tmp_path / 'photos'
+    write_good_images(folder, n=1)
+    for i in range(4):
+        write_broken_images(folder / f'batch{i}')
+    ds = DATASETS.build(photo_folder(folder))
+    loader = DataLoader(ds, batch_size=4, num_workers=1,
+                        collate_fn=lambda batch: batch)
+    with pytest.raises(ValueError, match=r'of the \d+ images dataloader '
+                       r'worker 0 tried are unreadable.*batch\d/'):
+        list(loader)

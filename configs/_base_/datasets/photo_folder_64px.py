@@ -1,6 +1,6 @@
 # Any folder of unlabelled photos at 64 px (an 8x8 grid with 8-px patches):
 # images anywhere under `data_root`, sub-folders allowed, labels ignored.
-# Unreadable files are skipped (Pillow decoding with ignore_empty).
+# Unreadable files are skipped with a warning naming them (LoadImageOrSkip).
 # The test split measures correspondence accuracy on real photographs: two
 # crops of one photo with flips AND independent colour jitter, greyscale and
 # blur (the geometry stays exact; the photometric change makes the match

@@ -49,11 +49,14 @@ pack_inputs = dict(type='PackDenseInputs')
 two_view_test_crop = dict(
     type='TwoViewCrop', scale=(0.3, 1.0), min_overlap=0.5)
 
-# Image folders: Pillow decoding. OpenCV raises on truncated JPEGs even with
-# ignore_empty=True, while Pillow's failure returns None and the dataset
-# fetches another image.
+# Image folders: Pillow decoding. A missing, empty, truncated or non-image
+# file is skipped with a warning naming it (the dataset fetches another
+# image); more than 5% unreadable files is an error naming them (raise
+# `max_unreadable_fraction` to tolerate more, 0 to tolerate none).
 load_image = dict(
-    type='LoadImageFromFile', imdecode_backend='pillow', ignore_empty=True)
+    type='LoadImageOrSkip',
+    imdecode_backend='pillow',
+    max_unreadable_fraction=0.05)
 
 # Images stay BGR uint8 until here: convert to RGB and normalise on device.
 data_preprocessor = dict(

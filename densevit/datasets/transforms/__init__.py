@@ -1,4 +1,5 @@
 """DenseViT data transforms (in ``densevit.registry.TRANSFORMS``)."""
+from .load_image_or_skip import LoadImageOrSkip
 from .pack_dense_inputs import PackDenseInputs
 from .random_color_jitter import RandomColorJitter
 from .resize_with_mask import ResizeWithMask
@@ -7,5 +8,6 @@ from .viewwise_transforms import ViewwiseTransforms
 
 __all__ = [
     'TwoViewCrop', 'ViewwiseTransforms', 'RandomColorJitter',
-    'PackDenseInputs', 'ResizeWithMask', 'box_overlap', 'resize_view'
+    'PackDenseInputs', 'ResizeWithMask', 'LoadImageOrSkip', 'box_overlap',
+    'resize_view'
 ]
