@@ -45,7 +45,7 @@ def resolve_arch(arch: Union[str, Dict]) -> Dict:
             k: difflib.get_close_matches(str(k), _ARCH_KEYS, n=1)
             for k in unknown
         }
-        did_you_mean = ', '.join(f'{k!r} -> {h[0]!r}'
+        did_you_mean = ', '.join(f'{h[0]!r} for {k!r}'
                                  for k, h in hints.items() if h)
         raise ValueError(
             f'DenseViTBackbone arch dict has unknown key(s) {unknown}'

@@ -82,7 +82,7 @@ def test_bad_input_size_and_fixed_args():
 
 def test_unknown_arch_key_refused_with_the_valid_ones():
     # mmpretrain ignores unknown arch keys: num_layer=3 trained 12 layers.
-    with pytest.raises(ValueError, match=r"'num_layer' -> 'num_layers'.*"
+    with pytest.raises(ValueError, match=r"mean 'num_layers' for 'num_layer'.*"
                        r"Valid keys: \['embed_dims', 'num_layers'"):
         DenseViTBackbone(
             dict(embed_dims=16, num_layers=1, num_heads=2, num_layer=3))
