@@ -1,6 +1,8 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out F]``.
 
-Prints each metric beside its chance level or geometry-only baseline.
+Prints each metric beside its chance level or geometry-only baseline. A
+checkpoint that does not load, or whose weights do not fit the config's
+model, stops the run with the reason before anything is evaluated.
 """
 import argparse
 
@@ -8,6 +10,8 @@ from mmengine.config import Config
 
 from densevit.apis import (add_runner_arguments, apply_cli_options,
                            build_runner, report_metrics)
+from densevit.engine.compat import UnreadableCheckpointError
+from densevit.engine.utils import CheckpointMismatchError
 
 
 def parse_args():
@@ -15,6 +19,11 @@ def parse_args():
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='write the metrics to this JSON file')
+    parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help='load only the weights that fit the model (the others keep '
+        'their initial values, and are logged) instead of stopping')
     add_runner_arguments(parser)
     return parser.parse_args()
 
@@ -29,6 +38,15 @@ def main():
         cfg_options=args.cfg_options,
         launcher=args.launcher)
     cfg.load_from = args.checkpoint
+    if args.partial_load:
+        checkpoint_hook = cfg.get('default_hooks', {}).get('checkpoint')
+        if not checkpoint_hook or \
+                checkpoint_hook.get('type') != 'AtomicCheckpointHook':
+            raise SystemExit(
+                '--partial-load needs default_hooks.checkpoint='
+                "dict(type='AtomicCheckpointHook', ...) in the config (the "
+                'hook that checks the weights).')
+        checkpoint_hook.strict_load = False
     for key in ('test_dataloader', 'test_evaluator', 'test_cfg'):
         if cfg.get(key) is None:
             raise SystemExit(
@@ -37,7 +55,10 @@ def main():
                 'demo config and the configs under configs/densevit/'
                 'benchmarks/ do).')
     runner = build_runner(cfg, training=False)
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except (CheckpointMismatchError, UnreadableCheckpointError) as exc:
+        raise SystemExit(f'{type(exc).__name__}: {exc}')
     report_metrics(metrics, args.out)
 
 

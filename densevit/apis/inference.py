@@ -4,24 +4,32 @@ from typing import Dict, Optional, Union
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.runner import load_checkpoint
+from mmengine.runner import CheckpointLoader, load_state_dict
 from PIL import Image
 from torch import Tensor, nn
 
+from densevit.engine.utils import check_state_dict, state_dict_of
 from densevit.registry import MODELS
 
 
 def init_model(config: Union[str, Config],
                checkpoint: Optional[str] = None,
-               device: str = 'cpu') -> nn.Module:
+               device: str = 'cpu',
+               strict: bool = True) -> nn.Module:
     """Build the model of ``config`` and load ``checkpoint`` into it.
 
     Args:
         config (str | Config): config file or object with a ``model`` field.
-        checkpoint (str, optional): checkpoint path; weights are loaded with
-            ``torch.load(weights_only=True)`` semantics (DenseViT writes
-            checkpoints that need nothing else).
+        checkpoint (str, optional): checkpoint path; loaded with
+            ``torch.load(weights_only=True)`` (DenseViT writes checkpoints
+            that need nothing else); an unreadable file raises
+            :class:`~densevit.engine.compat.UnreadableCheckpointError`.
         device (str): where to put the model. Defaults to 'cpu'.
+        strict (bool): raise
+            :class:`~densevit.engine.utils.CheckpointMismatchError` when the
+            checkpoint's weights do not fit the model (missing, unexpected
+            or differently shaped), before loading any. With False, load the
+            weights that fit and log what was left out. Defaults to True.
 
     Returns:
         nn.Module: the model in eval mode.
@@ -35,7 +43,13 @@ def init_model(config: Union[str, Config],
     model = MODELS.build(config.model)
     model.init_weights()
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        # Local paths go through densevit.engine.compat's weights-only loader.
+        state_dict = state_dict_of(
+            CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'),
+            checkpoint)
+        check_state_dict(model, state_dict, checkpoint, strict,
+                         partial_option='strict=False')
+        load_state_dict(model, state_dict, strict=False)
     return model.to(device).eval()
 
 

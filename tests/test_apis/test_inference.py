@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -5,6 +7,8 @@ from mmengine.config import Config
 from PIL import Image
 
 from densevit.apis import extract_dense_features, init_model
+from densevit.engine.compat import UnreadableCheckpointError
+from densevit.engine.utils import CheckpointMismatchError
 
 
 def test_init_model_and_extract(tmp_path, tiny_model_cfg):
@@ -46,3 +50,30 @@ def test_size_follows_the_backbone_patch_size(tiny_model_cfg):
     model = MODELS.build(tiny_model_cfg).eval()
     feats = extract_dense_features(model, np.zeros((8, 8, 3)), size=24)
     assert feats['dense'].shape == (3, 3, 16)
+
+
+def test_init_model_refuses_weights_of_another_architecture(
+        tmp_path, tiny_model_cfg):
+    deeper = copy.deepcopy(tiny_model_cfg)
+    deeper['backbone']['arch']['num_layers'] = 2
+    source = init_model(Config(dict(model=deeper)))
+    with torch.no_grad():
+        source.backbone.cls_token.fill_(0.5)
+    ckpt = tmp_path / 'deeper.pth'
+    torch.save({'state_dict': source.state_dict()}, ckpt)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'(?s)deeper.pth does not fit.*'
+                       r'backbone\.layers\.1\..*strict=False'):
+        init_model(Config(dict(model=tiny_model_cfg)), str(ckpt))
+    # An explicit partial load takes what fits.
+    model = init_model(
+        Config(dict(model=tiny_model_cfg)), str(ckpt), strict=False)
+    assert torch.all(model.backbone.cls_token == 0.5)
+
+
+def test_init_model_names_an_unreadable_checkpoint(tmp_path,
+                                                   tiny_model_cfg):
+    bad = tmp_path / 'empty.pth'
+    bad.write_bytes(b'')
+    with pytest.raises(UnreadableCheckpointError, match=f'{bad} is empty'):
+        init_model(Config(dict(model=tiny_model_cfg)), str(bad))

@@ -5,6 +5,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from densevit.apis import init_model
+from densevit.engine.compat import UnreadableCheckpointError
+from densevit.engine.utils import CheckpointMismatchError
 from densevit.registry import MODELS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -54,3 +57,27 @@ def test_extract_backbone_rejects_other_checkpoints():
     module = load_tool('tools/model_converters/extract_backbone.py')
     with pytest.raises(ValueError, match='DenseViT checkpoint'):
         module.extract_backbone({'state_dict': {'fc.weight': torch.zeros(1)}})
+
+
+def test_extracted_backbone_is_not_a_model_checkpoint(tmp_path,
+                                                      tiny_model_cfg):
+    config = Config(dict(model=tiny_model_cfg))
+    full = tmp_path / 'full.pth'
+    torch.save({'state_dict': init_model(config).state_dict()}, full)
+    backbone = tmp_path / 'backbone.pth'
+    load_tool('tools/model_converters/extract_backbone.py').main(
+        [str(full), str(backbone)])
+    # Loading it as the whole model says what it is and how to use it.
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"model\.backbone\.init_cfg=dict\(type="
+                       r"'Pretrained'"):
+        init_model(config, str(backbone))
+
+
+def test_extract_backbone_names_an_unreadable_checkpoint(tmp_path):
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(b'not a checkpoint at all')
+    with pytest.raises(UnreadableCheckpointError,
+                       match=f'{bad} is truncated or corrupted'):
+        load_tool('tools/model_converters/extract_backbone.py').main(
+            [str(bad), str(tmp_path / 'out.pth')])

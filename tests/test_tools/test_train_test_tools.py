@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+from test_checkpoint_tools import load_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / 'configs/densevit/' \
@@ -236,3 +238,34 @@ def test_amp_step_runs_under_bf16_autocast_and_trains(tmp_path, monkeypatch):
     assert all(p.dtype == torch.float32 for p in after.values())
     changed = [n for n in before if not torch.equal(before[n], after[n])]
     assert len(changed) == len(before), set(before) - set(changed)
+
+
+def test_test_tool_refuses_weights_of_another_architecture(
+        tmp_path, monkeypatch):
+    """tools/test.py stops before evaluating a checkpoint that does not fit;
+    --partial-load evaluates with what fits and logs the rest (in-process:
+    the subprocess start-up would dominate)."""
+    config = tmp_path / 'tiny_demo.py'
+    config.write_text(TINY_OVERRIDES + """
+test_dataloader = dict(batch_size=8, dataset=dict(num_samples=8))
+test_evaluator = [dict(type='CorrespondenceAccuracy')]
+""")
+    deeper = tmp_path / 'deeper.py'
+    deeper.write_text(f"_base_ = '{config}'\n"
+                      "model = dict(backbone=dict(arch=dict(num_layers=2)))\n")
+    ckpt = tmp_path / 'deeper.pth'
+    load_tool('tools/analysis_tools/init_checkpoint.py').main(
+        [str(deeper), str(ckpt)])
+    test_tool = load_tool('tools/test.py')
+    argv = ['test.py', str(config), str(ckpt), '--work-dir',
+            str(tmp_path / 'work')]
+    monkeypatch.setattr(sys, 'argv', argv)
+    with pytest.raises(SystemExit, match=r'(?s)CheckpointMismatchError: '
+                       rf'Checkpoint {ckpt} does not fit.*'
+                       r'backbone\.layers\.1\.attn.*--partial-load'):
+        test_tool.main()
+    out = tmp_path / 'metrics.json'
+    monkeypatch.setattr(sys, 'argv', argv + ['--partial-load', '--out',
+                                             str(out)])
+    test_tool.main()
+    assert 'correspondence/acc_backbone' in json.loads(out.read_text())

@@ -11,6 +11,8 @@ import argparse
 
 import torch
 
+from densevit.engine.compat import load_from_local_file
+
 
 def extract_backbone(checkpoint: dict, prefix: str = 'backbone.') -> dict:
     """``{'state_dict': ...}`` or a bare state dict → the backbone's."""
@@ -28,7 +30,7 @@ def main(argv=None):
     parser.add_argument('src')
     parser.add_argument('dst')
     args = parser.parse_args(argv)
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
+    checkpoint = load_from_local_file(args.src, map_location='cpu')
     backbone = extract_backbone(checkpoint)
     torch.save({'state_dict': backbone}, args.dst)
     print(f'{len(backbone)} backbone tensors written to {args.dst}')

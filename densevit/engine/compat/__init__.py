@@ -8,13 +8,15 @@ upstream behaviour itself; when an upgrade makes it fail, delete the entry
 ``[0.10.3, 0.11.0)``, the series these overrides were written against.
 
 1. ``atomic_local_backend``: :class:`AtomicLocalBackend`
-   (``'densevit_atomic_local'``), :func:`atomic_write_bytes`.
+   (``'densevit_atomic_local'``), :func:`atomic_write_bytes`,
+   :func:`remove_stale_temp_files` (the temporary files of killed writes).
 
    - Works around: mmengine's ``LocalBackend.put`` opens the checkpoint with
      ``open(path, 'wb')`` and writes in place (0.10.0 to 0.11.0rc0), so a
      crash or a full disk mid-write leaves a truncated checkpoint.
    - Plugged in: :class:`AtomicCheckpointHook` selects the backend for a
-     local ``out_dir``.
+     local ``out_dir``, and removes stale temporary files (rank 0,
+     ``before_train``).
    - Delete when: ``LocalBackend.put`` writes to a temporary file and
      renames it. Premise:
      ``test_atomic_checkpoint_hook.py::test_stock_checkpoint_hook_loses_the_checkpoint``.
@@ -111,6 +113,41 @@ upstream behaviour itself; when an upgrade makes it fail, delete the entry
    - Delete when: mmengine's epoch-based loop skips the batches already
      trained in a resumed epoch. Premise:
      ``test_resumable_epoch_loop.py::test_stock_loop_replays_the_resumed_epoch``.
+
+8. ``checkpoint_files``: :func:`load_from_local_file`,
+   :func:`read_last_checkpoint`, :func:`last_checkpoint_entry`,
+   :func:`find_resumable_checkpoint`; with ``before_run`` and
+   ``after_load_checkpoint`` of :class:`AtomicCheckpointHook` and
+   :func:`densevit.engine.utils.check_state_dict`.
+
+   - Works around (0.10.0 to 0.11.0rc0): (a) ``load_from_local`` calls a
+     bare ``torch.load``: an empty file raises a bare ``EOFError``, a
+     corrupted one torch's advice to load with ``weights_only=False``,
+     neither naming the file; (b) ``find_latest_checkpoint`` returns the
+     absolute path in ``last_checkpoint`` verbatim (a moved work dir cannot
+     resume, a copied one resumes from the original), and
+     ``load_or_resume`` resumes from it whether it loads or not; (c)
+     ``load_or_resume`` and ``Runner.resume`` load weights with
+     ``strict=False``, and ``load_state_dict`` only warns about missing or
+     wrongly shaped weights, which keep their initial values.
+   - Plugged in: importing the module registers :func:`load_from_local_file`
+     as ``CheckpointLoader``'s loader of local paths (``force=True``);
+     :class:`AtomicCheckpointHook` writes relative pointers, chooses the
+     checkpoint of an automatic resume in ``before_run`` by setting the
+     Runner's private ``_load_from`` (read by ``load_or_resume`` right
+     after), and compares the weights with the model in
+     ``after_load_checkpoint``.
+   - Delete when: (a) ``load_from_local`` loads weights-only with errors
+     that name the file; (b) ``find_latest_checkpoint`` resolves relative
+     pointers and skips checkpoints that do not load; (c) the Runner loads
+     ``load_from`` and resume checkpoints strictly or takes an option for
+     it (keep :func:`~densevit.engine.utils.check_state_dict` for
+     ``init_model``). Premise (a):
+     ``test_checkpoint_files.py::test_stock_local_loader_errors_do_not_name_the_file``;
+     Premise (b):
+     ``test_checkpoint_files.py::test_stock_pointer_is_taken_verbatim``;
+     Premise (c):
+     ``test_atomic_checkpoint_hook.py::test_stock_load_keeps_wrongly_shaped_weights_silently``.
 """
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .atomic_local_backend import (ATOMIC_LOCAL_BACKEND, AtomicLocalBackend,
@@ -128,7 +165,9 @@ from .weights_only import TYPE_KEY, from_weights_only, to_weights_only
 __all__ = [
     'ATOMIC_LOCAL_BACKEND', 'AtomicCheckpointHook', 'AtomicLocalBackend',
     'ResumableEpochBasedTrainLoop', 'TYPE_KEY', 'TrainStateHook',
-    'atomic_write_bytes', 'clear_ddp_device_ids', 'from_weights_only',
-    'get_rng_state', 'set_rng_state', 'start_cpu_process_group',
+    'UnreadableCheckpointError', 'atomic_write_bytes', 'clear_ddp_device_ids',
+    'find_resumable_checkpoint', 'from_weights_only', 'get_rng_state',
+    'last_checkpoint_entry', 'load_from_local_file', 'read_last_checkpoint',
+    'remove_stale_temp_files', 'set_rng_state', 'start_cpu_process_group',
     'to_weights_only'
 ]

@@ -1,16 +1,25 @@
-"""CheckpointHook that never leaves a truncated or missing checkpoint."""
+"""CheckpointHook that never leaves a truncated or missing checkpoint, and
+never resumes from or loads a broken or ill-fitting one."""
 import os.path as osp
 
-from mmengine.dist import is_main_process
+from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.hooks import CheckpointHook
+from mmengine.model import is_model_wrapper
 
+from densevit.engine.utils.state_dict_check import (CheckpointMismatchError,
+                                                    check_state_dict,
+                                                    state_dict_of)
 from densevit.registry import HOOKS
-from .atomic_local_backend import ATOMIC_LOCAL_BACKEND, atomic_write_bytes
+from .atomic_local_backend import (ATOMIC_LOCAL_BACKEND, atomic_write_bytes,
+                                   remove_stale_temp_files)
+from .checkpoint_files import (LAST_CHECKPOINT, find_resumable_checkpoint,
+                               last_checkpoint_entry)
 
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """:class:`mmengine.hooks.CheckpointHook` with crash-safe saving.
+    """:class:`mmengine.hooks.CheckpointHook` with crash-safe saving and
+    checked loading.
 
     Takes the same arguments and runs at the same points (``after_train_iter``
     / ``after_train_epoch`` / ``after_val_epoch``, priority ``VERY_LOW``).
@@ -31,20 +40,108 @@ class AtomicCheckpointHook(CheckpointHook):
       the custom hook event ``before_save_checkpoint_all_ranks`` (MMEngine's
       ``before_save_checkpoint`` runs on rank 0 only, where no collective is
       possible); :class:`TrainStateHook` gathers RNG states there.
+    - Relative pointer. ``last_checkpoint`` holds the path relative to the
+      work dir (when the checkpoints are inside it), so a moved or copied
+      work dir resumes from its own files (:func:`.read_last_checkpoint`).
+    - Intact resume. With ``resume=True`` and no path (``tools/train.py
+      --resume``), ``before_run`` picks the newest checkpoint that loads
+      (:func:`.find_resumable_checkpoint`), with a warning naming each newer
+      one it skips, and raises when none loads. An explicit path is loaded
+      as given; a bad file raises :class:`.UnreadableCheckpointError`.
+    - Strict weights. Before the runner loads weights (``load_from``,
+      resume, ``tools/test.py``), ``after_load_checkpoint`` compares them
+      with the model and raises
+      :class:`~densevit.engine.utils.CheckpointMismatchError` listing
+      missing, unexpected and wrongly shaped weights (MMEngine only warns
+      and keeps their initial values). ``strict_load=False`` loads what
+      fits and logs the rest; a resume is always strict.
+    - Leftovers. Temporary files of killed saves (``*.tmp-<pid>-*``) in the
+      work dir and ``out_dir`` are removed in ``before_train`` on rank 0,
+      and logged.
 
     The previous *best* checkpoint is still replaced as MMEngine does
     (delete, then save); best checkpoints are not used for resuming.
+
+    Args:
+        strict_load (bool): refuse weights that do not fit the model when
+            loading with ``load_from`` (see above). Defaults to True.
+        *args, **kwargs: those of :class:`mmengine.hooks.CheckpointHook`.
     """
 
+    def __init__(self, *args, strict_load: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.strict_load = strict_load
+
+    def before_run(self, runner) -> None:
+        """For a resume without a path, choose the newest checkpoint of the
+        work dir that loads (rank 0 decides, every rank uses it)."""
+        # MMEngine 0.10's Runner keeps these privately; load_or_resume,
+        # which runs right after before_run, resumes from _load_from.
+        if not (runner._resume and runner._load_from is None):
+            return
+        choice = [None, []]
+        if is_main_process():
+            choice = list(
+                find_resumable_checkpoint(runner.work_dir,
+                                          self.filename_tmpl))
+        broadcast_object_list(choice)
+        path, skipped = choice
+        for bad, reason in skipped:
+            runner.logger.warning(f'Resume: skipping {bad}, which {reason}.')
+        if path is None and skipped:
+            raise RuntimeError(
+                f'Resume: no checkpoint of {runner.work_dir} loads (see the '
+                'warnings above). Fix: resume from a good copy with '
+                '--resume PATH, or move the files away to start afresh.')
+        if path is not None:
+            runner.logger.info(f'Resume: the newest checkpoint that loads is '
+                               f'{path}.')
+            runner._load_from = path
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Refuse a checkpoint whose weights do not fit the model, before
+        any is loaded; a resume also needs a training checkpoint."""
+        resuming = runner._resume
+        source = runner._load_from or 'the checkpoint'
+        if resuming and not ('meta' in checkpoint
+                             and 'state_dict' in checkpoint):
+            raise CheckpointMismatchError(
+                f'Checkpoint {source} is not a training checkpoint (no '
+                '`meta`/`state_dict`), so training cannot resume from it. '
+                f'Fix: start from its weights with --cfg-options '
+                f'load_from={source} instead of --resume.')
+        model = runner.model
+        if is_model_wrapper(model):
+            model = model.module
+        check_state_dict(
+            model,
+            state_dict_of(checkpoint, source),
+            source,
+            strict=self.strict_load or resuming,
+            partial_option='' if resuming else (
+                '--partial-load (tools/test.py) or --cfg-options '
+                'default_hooks.checkpoint.strict_load=False'))
+
     def before_train(self, runner) -> None:
-        """Select the atomic backend for a local ``out_dir``, then set up as
-        :class:`CheckpointHook` does."""
+        """Select the atomic backend for a local ``out_dir``, set up as
+        :class:`CheckpointHook` does, then remove stale temporary files."""
         out_dir = self.out_dir if self.out_dir is not None else runner.work_dir
         # Local paths have no 'scheme://' prefix (s3://, petrel://, ...).
         if (self.backend_args is None and self.file_client_args is None
                 and '://' not in str(out_dir)):
             self.backend_args = dict(backend=ATOMIC_LOCAL_BACKEND)
         super().before_train(runner)
+        if not is_main_process():
+            return
+        folders = {runner.work_dir}
+        if '://' not in str(self.out_dir):
+            folders.add(self.out_dir)
+        removed = [p for d in sorted(folders) for p in
+                   remove_stale_temp_files(d)]
+        if removed:
+            runner.logger.warning(
+                f'Removed {len(removed)} temporary file(s) left by '
+                f'interrupted checkpoint saves: {", ".join(removed)}')
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         runner.call_hook('before_save_checkpoint_all_ranks')
@@ -74,8 +171,9 @@ class AtomicCheckpointHook(CheckpointHook):
             **self.args)
         if not is_main_process():
             return
-        atomic_write_bytes(self.last_ckpt.encode(),
-                           osp.join(runner.work_dir, 'last_checkpoint'))
+        pointer = last_checkpoint_entry(runner.work_dir, self.last_ckpt)
+        atomic_write_bytes(pointer.encode(),
+                           osp.join(runner.work_dir, LAST_CHECKPOINT))
         for old_step in stale:
             path = self.file_backend.join_path(
                 self.out_dir, self.filename_tmpl.format(old_step))

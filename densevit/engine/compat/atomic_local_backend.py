@@ -1,14 +1,19 @@
 """A local file backend whose writes are atomic."""
 import os
 import os.path as osp
+import re
 import uuid
 from pathlib import Path
-from typing import Union
+from typing import List, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
 #: Name to use in ``backend_args=dict(backend=...)``.
 ATOMIC_LOCAL_BACKEND = 'densevit_atomic_local'
+
+#: Names of the temporary files :func:`atomic_write_bytes` writes:
+#: ``<target>.tmp-<pid of the writer>-<8 hex digits>``.
+TEMP_NAME = re.compile(r'^.+\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$')
 
 
 def _fsync_dir(dirname: str) -> None:
@@ -33,11 +38,14 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
     flushed to disk, and the file is renamed over ``filepath`` with
     ``os.replace`` (atomic on POSIX and Windows). If anything raises, the
     temporary file is removed and ``filepath`` is untouched; a killed process
-    may leave ``<name>.tmp-*`` debris, never a truncated ``filepath``.
+    may leave ``<name>.tmp-*`` debris (see :func:`remove_stale_temp_files`),
+    never a truncated ``filepath``.
     """
     filepath = str(filepath)
     dirname = osp.dirname(osp.abspath(filepath))
     os.makedirs(dirname, exist_ok=True)
+    # Named as TEMP_NAME says: the pid tells remove_stale_temp_files
+    # whether the writer still runs.
     tmp_path = f'{filepath}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
         # 'xb' (not mkstemp): regular permissions from the umask.
@@ -51,6 +59,42 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
             os.remove(tmp_path)
         raise
     _fsync_dir(dirname)
+
+
+def _process_running(pid: int) -> bool:
+    if os.name != 'posix':
+        return True  # os.kill(pid, 0) would end the process on Windows
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process; or not a pid at all: keep
+    return True
+
+
+def remove_stale_temp_files(dirname: Union[str, Path]) -> List[str]:
+    """Delete what killed :func:`atomic_write_bytes` calls left in
+    ``dirname``; return the removed paths.
+
+    Only files named like its temporary files (:data:`TEMP_NAME`) whose
+    writing process no longer runs on this machine are removed; a write in
+    progress (this process's or another running one's) is left alone.
+    Sub-directories are not searched.
+    """
+    removed = []
+    if not osp.isdir(dirname):
+        return removed
+    for entry in os.scandir(dirname):
+        match = TEMP_NAME.match(entry.name)
+        if (match and entry.is_file(follow_symlinks=False)
+                and not _process_running(int(match.group('pid')))):
+            try:
+                os.remove(entry.path)
+            except FileNotFoundError:
+                continue  # removed meanwhile by someone else
+            removed.append(entry.path)
+    return sorted(removed)
 
 
 class AtomicLocalBackend(LocalBackend):
