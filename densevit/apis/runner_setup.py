@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 from densevit.engine.compat import (clear_ddp_device_ids,
                                     start_cpu_process_group)
+from densevit.engine.work_dir_lock import lock_work_dir_for_training
 from densevit.registry import RUNNERS
 from .config_check import check_config, check_train_batches
 from .metric_table import metric_rows
@@ -146,6 +147,8 @@ def build_runner(cfg: Config, training: bool = True) -> Runner:
     check_config(cfg, training=training)
     notes = adapt_to_device(cfg) + relax_worker_settings(cfg)
     notes += start_cpu_process_group(cfg)
+    if training:  # before the Runner writes logs into the work dir
+        lock_work_dir_for_training(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
