@@ -27,11 +27,13 @@ class RunsCode:
 
 
 def write_bad_files(folder):
-    """name -> path of an empty, a random, a truncated and an unsafe file."""
+    """name -> path of an empty, a random, two truncated and an unsafe
+    file."""
     good = osp.join(folder, 'good.pth')
     torch.save({'state_dict': {'w': torch.zeros(64)}, 'meta': {}}, good)
     paths = {name: osp.join(folder, f'{name}.pth')
-             for name in ('empty', 'random', 'truncated', 'unsafe')}
+             for name in ('empty', 'random', 'truncated', 'unsafe',
+                          'legacy_truncated')}
     open(paths['empty'], 'wb').close()
     with open(paths['random'], 'wb') as f:
         f.write(bytes(range(256)) * 4)
@@ -40,6 +42,13 @@ def write_bad_files(folder):
     with open(paths['truncated'], 'wb') as f:
         f.write(data[:len(data) // 2])
     torch.save({'state_dict': {'w': RunsCode()}}, paths['unsafe'])
+    # torch's pre-1.6 format, cut in its tensor data.
+    torch.save({'state_dict': {'w': torch.zeros(64)}, 'meta': {}},
+               paths['legacy_truncated'], _use_new_zipfile_serialization=False)
+    with open(paths['legacy_truncated'], 'rb') as f:
+        data = f.read()
+    with open(paths['legacy_truncated'], 'wb') as f:
+        f.write(data[:-10])
     return paths
 
 
@@ -63,6 +72,7 @@ def test_stock_local_loader_errors_do_not_name_the_file(tmp_path):
     ('empty', r'is empty \(0 bytes\)'),
     ('random', 'is truncated or corrupted'),
     ('truncated', 'is truncated or corrupted'),
+    ('legacy_truncated', 'is truncated or corrupted'),
     ('unsafe', r'holds Python objects \(print\)'),
 ])
 def test_unreadable_checkpoints_name_the_file_and_not_unsafe_loading(
