@@ -201,10 +201,16 @@ class DenseViT(BaseSelfSupervisor):
         """Load checkpoints of the earlier layout (``key_backbone.*`` /
         ``key_neck.*``) into :attr:`key_encoder`; its step count then
         restarts at 0, which only matters for a cosine momentum."""
+        renamed = False
         for old, new in self._OLD_KEY_PREFIXES.items():
             for key in [k for k in state_dict if k.startswith(prefix + old)]:
                 state_dict[prefix + new + key[len(prefix + old):]] = \
                     state_dict.pop(key)
+                renamed = True
+        steps = prefix + 'key_encoder.steps'
+        if renamed and steps not in state_dict:
+            # Supplied, so that a strict load accepts the earlier layout.
+            state_dict[steps] = torch.zeros_like(self.key_encoder.steps)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def init_weights(self) -> None:

@@ -63,6 +63,18 @@ def test_what_the_model_converts_itself_fits(tiny_model_cfg):
     assert not compare_state_dict(model, larger.state_dict())
 
 
+def test_keys_the_model_renames_itself_fit(tiny_model_cfg):
+    # DenseViT loads its earlier key-encoder layout (key_backbone.*).
+    model = build(tiny_model_cfg)
+    old = {
+        key.replace('key_encoder.module.backbone.', 'key_backbone.'): value
+        for key, value in model.state_dict().items()
+        if key != 'key_encoder.steps'
+    }
+    assert any(key.startswith('key_backbone.') for key in old)
+    assert not compare_state_dict(model, old)
+
+
 def test_check_state_dict_raises_or_logs(tiny_model_cfg):
     model = build(tiny_model_cfg)
     backbone_only = {
