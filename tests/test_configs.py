@@ -114,7 +114,10 @@ def test_config_trains(path, tmp_path):
         loader.dataset.num_samples = 2
     elif 'data_prefix' in loader.dataset:
         loader.dataset.data_prefix = 'train'
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1)
+    # One step of the config's own kind of loop.
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1) \
+        if cfg.train_cfg.type == 'IterBasedTrainLoop' else dict(
+            type='EpochBasedTrainLoop', max_epochs=1)
     cfg.custom_hooks = [h for h in cfg.custom_hooks if h.type != 'ProbeHook']
     cfg.work_dir = str(tmp_path / 'work')
     runner = build_runner(cfg)

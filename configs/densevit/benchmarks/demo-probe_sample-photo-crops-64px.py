@@ -7,7 +7,7 @@
 # then
 #   python tools/test.py configs/densevit/benchmarks/demo-probe_sample-photo-crops-64px.py CKPT
 # Linear probe and k-NN on the CLS token and on the mean patch feature.
-_base_ = ['../densevit_vit-tiny-d4-p8_1xb32-demo-coslr-4e_folder-64px.py']
+_base_ = ['../densevit_vit-tiny-d4-p8_1xb32-demo-coslr-1600i_folder-64px.py']
 
 test_dataloader = dict(
     _base_.eval_loader_defaults,
