@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 from mmengine.model import MMDistributedDataParallel
@@ -57,3 +59,53 @@ def test_rejects_a_model_without_the_api(make_runner, tmp_path):
     del runner.model.driving_hooks
     with pytest.raises(TypeError, match='driving_hooks'):
         QueueUpdateHook().before_train(runner)
+
+
+def _warnings_while(action):
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    messages = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        action()
+    finally:
+        logger.removeHandler(handler)
+    return [m for m in messages if 'epochs of keys' in m]
+
+
+@pytest.mark.parametrize('queue_len, warned', [(8, True), (64, True),
+                                                (7, False)])
+def test_warns_once_when_a_queue_holds_an_epoch_of_keys(
+        make_runner, tmp_path, queue_len, warned):
+    # 8 images, batch 2: 4 steps of 2 keys, an epoch is 8 keys per queue.
+    from engine_toys import ToyContrastiveModel
+    runner = make_runner(
+        tmp_path, model=ToyContrastiveModel(queue_len=queue_len),
+        max_iters=3, custom_hooks=[dict(type='QueueUpdateHook')])
+    messages = _warnings_while(runner.train)
+    if not warned:
+        assert messages == []
+        return
+    assert len(messages) == 2  # one per queue, once per run
+    assert any(f'model.global_loss.queue_len={queue_len} holds '
+               f'{queue_len / 8:.1f} epochs' in m for m in messages)
+    assert all('model.' in m and '_len=4 (half an epoch)' in m
+               for m in messages)
+
+
+def test_broadcasts_every_queue_from_rank_zero_when_distributed(
+        make_runner, tmp_path, monkeypatch):
+    from densevit.engine.hooks import queue_update_hook
+    runner = make_runner(tmp_path, max_iters=1)
+    sent = []
+    monkeypatch.setattr(queue_update_hook, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(queue_update_hook, 'broadcast',
+                        lambda tensor, src: sent.append((tensor, src)))
+    QueueUpdateHook().before_train(runner)
+    model = runner.model
+    expected = [model.global_loss.queue.keys, model.global_loss.queue.ptr,
+                model.dense_loss.queue.keys, model.dense_loss.queue.ptr]
+    assert len(sent) == 4 and all(src == 0 for _, src in sent)
+    assert all(any(t is e for t, _ in sent) for e in expected)
