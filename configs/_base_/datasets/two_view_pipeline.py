@@ -71,8 +71,9 @@ data_preprocessor = dict(
 # Workers are started afresh every epoch: mmengine seeds them from the seed,
 # rank and worker id only, so a resumed run's workers draw exactly what the
 # uninterrupted run's drew (persistent workers would carry their random state
-# over from earlier epochs, which a resumed run cannot restore). Cost: about
-# a second per epoch (docs/get_started.md, "What resume guarantees").
+# over from earlier epochs, which a resumed run cannot restore). Cost: the
+# start of the workers, a fraction of a second per epoch (measured in
+# docs/get_started.md, "What resume guarantees").
 train_loader_defaults = dict(
     num_workers=2,
     persistent_workers=False,
