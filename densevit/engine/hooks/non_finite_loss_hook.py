@@ -1,4 +1,5 @@
 """Stop training on a NaN or infinite loss or optimizer update."""
+import functools
 import math
 import os.path as osp
 from numbers import Number
@@ -71,6 +72,7 @@ class NonFiniteLossHook(Hook):
         self._host_values = False
         # Newest checkpoint written before the last finite check.
         self._checked_ckpt: Optional[str] = None
+        self._wrapped_steps: list = []  # (optim wrapper, its own `step`)
 
     def before_train(self, runner) -> None:
         """Find out whether losses reach the message hub before this hook;
@@ -80,13 +82,21 @@ class NonFiniteLossHook(Hook):
             isinstance(hook, RuntimeInfoHook)
             and get_priority(hook.priority) < own for hook in runner.hooks)
         self._checked_ckpt = None
+        self._wrapped_steps = []
         for wrapper in self._optim_wrappers(runner):
+            # The parameter schedulers have replaced `step` by a counting
+            # one already; it is put back after training.
+            self._wrapped_steps.append((wrapper, vars(wrapper).get('step')))
             wrapper.step = self._checked_step(runner, wrapper.step)
 
     def after_train(self, runner) -> None:
-        """Give the optim wrappers their own ``step`` back."""
-        for wrapper in self._optim_wrappers(runner):
-            vars(wrapper).pop('step', None)
+        """Give the optim wrappers their ``step`` back."""
+        for wrapper, step in self._wrapped_steps:
+            if step is None:
+                del wrapper.step
+            else:
+                wrapper.step = step
+        self._wrapped_steps = []
 
     @staticmethod
     def _optim_wrappers(runner) -> list:
@@ -97,6 +107,9 @@ class NonFiniteLossHook(Hook):
 
     def _checked_step(self, runner, step):
 
+        # wraps: keeps the marker mmengine's schedulers check
+        # (`_with_counter`), so they do not warn that `step` was replaced.
+        @functools.wraps(step)
         def checked_step(*args, **kwargs):
             try:
                 return step(*args, **kwargs)

@@ -1,6 +1,7 @@
 """Every divergence ends with NonFiniteLossHook's error, and its advice
 (which checkpoint to resume, with a lower learning rate) works."""
 import os.path as osp
+import warnings
 
 import pytest
 import torch
@@ -110,3 +111,15 @@ def test_other_optimizer_errors_pass_through(make_runner, tmp_path):
     runner.optim_wrapper.step = broken_step
     with pytest.raises(RuntimeError, match='^something else$'):
         runner.train()
+
+
+def test_parameter_schedulers_keep_their_step_counter(make_runner, tmp_path):
+    runner = make_runner(
+        tmp_path, custom_hooks=HOOKS, max_iters=2,
+        param_scheduler=dict(type='LinearLR', start_factor=0.5, by_epoch=False,
+                             end=2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        runner.train()
+    assert not [w for w in caught if 'overridden' in str(w.message)]
+    assert runner.optim_wrapper.step._with_counter  # the scheduler's, back
