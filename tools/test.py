@@ -10,8 +10,7 @@ from mmengine.config import Config
 
 from densevit.apis import (add_runner_arguments, apply_cli_options,
                            build_runner, report_metrics)
-from densevit.engine.compat import UnreadableCheckpointError
-from densevit.engine.utils import CheckpointMismatchError
+from densevit.apis.runner_setup import exit_on_user_error
 
 
 def parse_args():
@@ -28,6 +27,7 @@ def parse_args():
     return parser.parse_args()
 
 
+@exit_on_user_error()
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -55,11 +55,7 @@ def main():
                 'demo config and the configs under configs/densevit/'
                 'benchmarks/ do).')
     runner = build_runner(cfg, training=False)
-    try:
-        metrics = runner.test()
-    except (CheckpointMismatchError, UnreadableCheckpointError) as exc:
-        raise SystemExit(f'{type(exc).__name__}: {exc}')
-    report_metrics(metrics, args.out)
+    report_metrics(runner.test(), args.out)
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@ import argparse
 from mmengine.config import Config
 
 from densevit.apis import add_runner_arguments, apply_cli_options, build_runner
+from densevit.apis.runner_setup import exit_on_user_error
 
 
 def parse_args():
@@ -26,6 +27,7 @@ def parse_args():
     return parser.parse_args()
 
 
+@exit_on_user_error()
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)

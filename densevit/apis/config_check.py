@@ -356,6 +356,11 @@ def _pretrained_problems(node: Any, path: str) -> Iterator[str]:
             yield from _pretrained_problems(value, f'{path}[{i}]')
 
 
+class ConfigError(ValueError):
+    """A config that cannot run as written; the message names each dotted
+    path and its fix. The tools print it without a traceback."""
+
+
 def check_config(cfg: Config, training: bool = True) -> None:
     """Raise one ``ValueError`` listing every mistake found, each with its
     dotted field: unknown types, arguments, dataloader settings and
@@ -401,12 +406,12 @@ def check_config(cfg: Config, training: bool = True) -> None:
         problems.extend(_pretrained_problems(cfg.get('model'), 'model'))
         problems.extend(_train_length_problems(cfg.get('train_cfg')))
     if problems:
-        raise ValueError('Config errors:\n  - ' + '\n  - '.join(problems))
+        raise ConfigError('Config errors:\n  - ' + '\n  - '.join(problems))
 
 
 def check_train_batches(runner: Any) -> None:
-    """Raise ``ValueError`` when an epoch of the runner's training holds no
-    batch (the batch is larger than the data), instead of mmengine's
+    """Raise :class:`ConfigError` when an epoch of the runner's training
+    holds no batch (the batch is larger than the data), instead of mmengine's
     "epoch_length must be a positive integer, but got 0" from a scheduler
     or a run that trains nothing.
 
@@ -425,10 +430,10 @@ def check_train_batches(runner: Any) -> None:
     ranks = get_world_size()
     share = (f' ({len(sampler)} per process of {ranks})' if ranks > 1 else '')
     if len(sampler) == 0:
-        raise ValueError(
+        raise ConfigError(
             f'train_dataloader.dataset holds no samples{share}, so training '
             'would do nothing. Fix: point it at your data.')
-    raise ValueError(
+    raise ConfigError(
         f'train_dataloader.batch_size={loader.batch_size} is larger than the '
         f'{len(loader.dataset)} samples of train_dataloader.dataset{share}, '
         'so an epoch has no full batch (drop_last=True) and training would '
@@ -436,4 +441,6 @@ def check_train_batches(runner: Any) -> None:
         f'train_dataloader.batch_size={len(sampler)}), or use more data.')
 
 
-__all__ = ['check_config', 'check_train_batches', 'RUNNER_KEYS']
+__all__ = [
+    'ConfigError', 'check_config', 'check_train_batches', 'RUNNER_KEYS'
+]

@@ -5,7 +5,8 @@ call these functions, so the same logic is importable and tested.
 """
 import argparse
 import os.path as osp
-from typing import List, Optional
+import contextlib
+from typing import Iterator, List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -13,9 +14,12 @@ from mmengine.runner import Runner
 
 from densevit.engine.compat import (clear_ddp_device_ids,
                                     start_cpu_process_group)
-from densevit.engine.work_dir_lock import lock_work_dir_for_training
+from densevit.engine.compat import UnreadableCheckpointError
+from densevit.engine.utils import CheckpointMismatchError
+from densevit.engine.work_dir_lock import (WorkDirLockedError,
+                                          lock_work_dir_for_training)
 from densevit.registry import RUNNERS
-from .config_check import check_config, check_train_batches
+from .config_check import ConfigError, check_config, check_train_batches
 from .metric_table import metric_rows
 
 
@@ -191,3 +195,21 @@ def report_metrics(metrics: dict, out: Optional[str] = None) -> dict:
         with open(out, 'w') as f:
             json.dump(plain, f, indent=2)
     return plain
+
+
+#: Errors that explain a mistake in what the user asked for (a config, a
+#: checkpoint, a work dir) with the fix: the tools print them without a
+#: traceback, which would only bury the message.
+USER_ERRORS = (ConfigError, CheckpointMismatchError, UnreadableCheckpointError,
+               WorkDirLockedError)
+
+
+@contextlib.contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """Turn a :data:`USER_ERRORS` exception into ``SystemExit`` with its
+    message (exit status 1); every other exception keeps its traceback.
+    A context manager, or a decorator: ``@exit_on_user_error()``."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        raise SystemExit(f'{type(exc).__name__}: {exc}') from None

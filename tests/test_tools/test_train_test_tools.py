@@ -269,3 +269,21 @@ test_evaluator = [dict(type='CorrespondenceAccuracy')]
                                              str(out)])
     test_tool.main()
     assert 'correspondence/acc_backbone' in json.loads(out.read_text())
+
+
+def test_train_tool_prints_a_config_mistake_without_a_traceback(tmp_path):
+    """A mistake in what the user asked for ends tools/train.py with the
+    message and its fix, exit status 1, and no traceback to bury it."""
+    config = tmp_path / 'tiny_demo.py'
+    config.write_text(TINY_OVERRIDES)
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'tools/train.py'), str(config),
+         '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+         'train_dataloader.batchsize=4'],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    assert 'ConfigError' in proc.stderr
+    assert 'train_dataloader.batchsize' in proc.stderr
+    assert 'batch_size' in proc.stderr  # the suggestion
+    assert 'Traceback' not in proc.stderr

@@ -2,7 +2,8 @@
 never resumes from or loads a broken or ill-fitting one."""
 import os.path as osp
 
-from mmengine.dist import broadcast_object_list, is_main_process
+from mmengine.dist import (barrier, broadcast_object_list, get_world_size,
+                           is_main_process)
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 
@@ -55,6 +56,11 @@ class AtomicCheckpointHook(CheckpointHook):
       missing, unexpected and wrongly shaped weights (MMEngine only warns
       and keeps their initial values). ``strict_load=False`` loads what
       fits and logs the rest; a resume is always strict.
+    - Ranks leave together. ``after_run`` waits on a barrier in a
+      distributed run, so no rank exits while rank 0 still writes the final
+      checkpoint: a rank that dies at interpreter exit (e.g. a gloo thread
+      still alive at shutdown) would otherwise make the launcher kill rank 0
+      mid-save.
     - Leftovers. Temporary files of killed saves (``*.tmp-<pid>-*``) in the
       work dir and ``out_dir`` are removed in ``before_train`` on rank 0,
       and logged.
@@ -142,6 +148,12 @@ class AtomicCheckpointHook(CheckpointHook):
             runner.logger.warning(
                 f'Removed {len(removed)} temporary file(s) left by '
                 f'interrupted checkpoint saves: {", ".join(removed)}')
+
+    def after_run(self, runner) -> None:
+        """Wait for every rank (rank 0 has saved the last checkpoint)."""
+        super().after_run(runner)
+        if get_world_size() > 1:
+            barrier()
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         runner.call_hook('before_save_checkpoint_all_ranks')

@@ -191,3 +191,21 @@ def test_resume_needs_a_training_checkpoint(make_runner, tmp_path):
     with pytest.raises(CheckpointMismatchError,
                        match='not a training checkpoint.*load_from='):
         resumed.train()
+
+
+def test_ranks_wait_for_the_final_save_before_leaving(make_runner, tmp_path,
+                                                      monkeypatch):
+    """In a distributed run every rank waits at the end of the run, so none
+    exits (and can take rank 0 down with it) while the last save runs."""
+    from densevit.engine.compat import atomic_checkpoint_hook
+    runner = make_runner(tmp_path, max_iters=1)
+    hook = next(h for h in runner.hooks
+                if isinstance(h, AtomicCheckpointHook))
+    waits = []
+    monkeypatch.setattr(atomic_checkpoint_hook, 'barrier',
+                        lambda: waits.append('barrier'))
+    hook.after_run(runner)
+    assert waits == []  # one process: nothing to wait for
+    monkeypatch.setattr(atomic_checkpoint_hook, 'get_world_size', lambda: 2)
+    hook.after_run(runner)
+    assert waits == ['barrier']
