@@ -11,18 +11,8 @@ import argparse
 
 import torch
 
+from densevit.apis import extract_backbone
 from densevit.engine.compat import load_from_local_file
-
-
-def extract_backbone(checkpoint: dict, prefix: str = 'backbone.') -> dict:
-    """``{'state_dict': ...}`` or a bare state dict → the backbone's."""
-    state = checkpoint.get('state_dict', checkpoint)
-    backbone = {k[len(prefix):]: v for k, v in state.items()
-                if k.startswith(prefix)}
-    if not backbone:
-        raise ValueError(f'No `{prefix}*` weights in the checkpoint: is it a '
-                         'DenseViT checkpoint?')
-    return backbone
 
 
 def main(argv=None):

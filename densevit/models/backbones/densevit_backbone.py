@@ -2,8 +2,10 @@
 import difflib
 from typing import Dict, Tuple, Union
 
+import torch
+from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones import VisionTransformer
-from torch import Tensor
+from torch import Tensor, nn
 
 from densevit.registry import MODELS
 
@@ -85,6 +87,12 @@ class DenseViTBackbone(VisionTransformer):
         img_size (int | tuple[int, int]): Size the position embeddings are
             built for; a multiple of ``patch_size``. Defaults to 224.
         patch_size (int): Patch size. Defaults to 16.
+        num_register_tokens (int): Learned register tokens (Darcet et al.,
+            "Vision Transformers Need Registers"; timm's ``reg_token``)
+            placed between the CLS token and the patches, without position
+            embeddings, as in timm's and DINOv2's register models. They take
+            part in attention only: the outputs are the CLS token and the
+            patches. Defaults to 0.
         **kwargs: Other :class:`mmpretrain.models.VisionTransformer`
             arguments (drop_path_rate, frozen_stages, init_cfg, ...).
     """
@@ -93,6 +101,7 @@ class DenseViTBackbone(VisionTransformer):
                  arch: Union[str, Dict] = 'deit-small',
                  img_size: int = 224,
                  patch_size: int = 16,
+                 num_register_tokens: int = 0,
                  **kwargs) -> None:
         for fixed in ('out_type', 'with_cls_token', 'out_indices'):
             if fixed in kwargs:
@@ -108,6 +117,12 @@ class DenseViTBackbone(VisionTransformer):
                 f'patch_size={patch_size}, and forward() only takes images '
                 'cut into whole patches. Fix: use a multiple, e.g. '
                 f'img_size={tuple(fixed) if len(fixed) > 1 else fixed[0]}.')
+        if (isinstance(num_register_tokens, bool)
+                or not isinstance(num_register_tokens, int)
+                or num_register_tokens < 0):
+            raise ValueError(
+                'DenseViTBackbone `num_register_tokens` must be an int >= 0 '
+                f'(0: no registers), got {num_register_tokens!r}.')
         super().__init__(
             arch=resolve_arch(arch),
             img_size=img_size,
@@ -117,6 +132,36 @@ class DenseViTBackbone(VisionTransformer):
             out_indices=-1,
             **kwargs)
         self.patch_size = patch_size
+        self.num_register_tokens = num_register_tokens
+        self.reg_token = None
+        if num_register_tokens:
+            self.reg_token = nn.Parameter(
+                torch.zeros(1, num_register_tokens, self.embed_dims))
+            # Random, not zeros (mmpretrain's CLS token start): registers
+            # without position embeddings that start equal stay equal.
+            trunc_normal_(self.reg_token, std=0.02)
+            if self.frozen_stages > 0:  # frozen with the CLS token
+                self.reg_token.requires_grad = False
+            # mmpretrain's forward adds the position embeddings to the CLS
+            # token and the patches, then applies `drop_after_pos`: the
+            # registers go in just before, so they get no position (as in
+            # timm and DINOv2) and the same dropout as the other tokens.
+            self.drop_after_pos.register_forward_pre_hook(
+                self._insert_registers)
+
+    def _insert_registers(self, module: nn.Module,
+                          args: Tuple[Tensor]) -> Tuple[Tensor]:
+        tokens, = args
+        registers = self.reg_token.expand(tokens.shape[0], -1, -1)
+        return (torch.cat([tokens[:, :1], registers, tokens[:, 1:]], dim=1), )
+
+    def get_layer_depth(self, param_name: str, prefix: str = ''):
+        """mmpretrain's layer depths (layer-wise lr decay), with the
+        registers at depth 0 like the CLS token (mmpretrain would put an
+        unknown name in the last depth)."""
+        if param_name == prefix + 'reg_token':
+            return 0, self.num_layers + 2
+        return super().get_layer_depth(param_name, prefix)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """Return ``(cls (B, C), patches (B, C, H/16, W/16))``."""
@@ -129,6 +174,7 @@ class DenseViTBackbone(VisionTransformer):
         tokens = super().forward(x)[-1]
         grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)
         cls = tokens[:, 0]
-        patches = tokens[:, self.num_extra_tokens:].transpose(1, 2).reshape(
+        first_patch = self.num_extra_tokens + self.num_register_tokens
+        patches = tokens[:, first_patch:].transpose(1, 2).reshape(
             x.shape[0], self.embed_dims, *grid)
         return cls, patches

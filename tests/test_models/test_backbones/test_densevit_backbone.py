@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -96,3 +98,63 @@ def test_img_size_not_a_multiple_of_patch_size_refused(img_size):
         DenseViTBackbone(
             dict(embed_dims=16, num_layers=1, num_heads=2),
             img_size=img_size, patch_size=8)
+
+
+def test_registers_sit_between_cls_and_patches_without_positions():
+    backbone = DenseViTBackbone(
+        dict(embed_dims=16, num_layers=1, num_heads=2), img_size=32,
+        patch_size=16, num_register_tokens=3)
+    backbone.eval()
+    assert backbone.reg_token.shape == (1, 3, 16)
+    assert backbone.reg_token.std() > 0  # random: equal ones stay equal
+    seen = {}
+    backbone.layers[0].register_forward_pre_hook(
+        lambda module, args: seen.update(tokens=args[0]))
+    x = torch.randn(2, 3, 32, 32)
+    cls, patches = backbone(x)
+    assert cls.shape == (2, 16) and patches.shape == (2, 16, 2, 2)
+    tokens = seen['tokens']  # the first layer's input: CLS, 3 registers,
+    assert tokens.shape == (2, 1 + 3 + 4, 16)  # 2x2 patches
+    torch.testing.assert_close(tokens[:, 1:4],
+                               backbone.reg_token.expand(2, -1, -1))
+    torch.testing.assert_close(
+        tokens[:, 0], (backbone.cls_token + backbone.pos_embed[:, :1])[:, 0]
+        .expand(2, -1))
+    # The patches come after the registers, in the output too.
+    raw = super(DenseViTBackbone, backbone).forward(x)[-1]
+    torch.testing.assert_close(patches.flatten(2).transpose(1, 2),
+                               raw[:, 4:])
+
+
+def test_registers_follow_their_module_when_copied():
+    # The key encoder is a deep copy: its forward must use its own
+    # registers, not the online ones.
+    backbone = DenseViTBackbone(
+        dict(embed_dims=16, num_layers=1, num_heads=2), img_size=32,
+        num_register_tokens=2)
+    key = copy.deepcopy(backbone)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        key.reg_token.normal_()
+        assert not torch.allclose(key(x)[0], backbone(x)[0])
+        key.reg_token.copy_(backbone.reg_token)
+        torch.testing.assert_close(key(x)[0], backbone(x)[0])
+
+
+def test_registers_have_the_stem_depth_and_freeze_with_it():
+    backbone = DenseViTBackbone(
+        dict(embed_dims=16, num_layers=2, num_heads=2), img_size=32,
+        num_register_tokens=1, frozen_stages=1)
+    # Layer-wise lr decay: the registers decay like the CLS token.
+    assert backbone.get_layer_depth('backbone.reg_token', 'backbone.') == \
+        backbone.get_layer_depth('backbone.cls_token', 'backbone.') == (0, 4)
+    assert not backbone.reg_token.requires_grad
+    assert not backbone.cls_token.requires_grad
+
+
+@pytest.mark.parametrize('count', [-1, 1.0, True])
+def test_register_count_validated(count):
+    with pytest.raises(ValueError, match='num_register_tokens` must be an '
+                       f'int >= 0.*got {count!r}'):
+        DenseViTBackbone(dict(embed_dims=16, num_layers=1, num_heads=2),
+                         num_register_tokens=count)
