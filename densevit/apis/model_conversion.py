@@ -28,8 +28,8 @@ into timm's ``cls_token``; register positions (timm models without
 ``no_embed_class``) go into ``reg_token``. The outputs are identical either
 way, at every image size (neither side interpolates prefix positions).
 
-Not representable (a ``ValueError`` names the weights): models without a
-CLS token (``class_token=False``: SigLIP, ...), gated MLPs (SwiGLU:
+Not representable (a :class:`ConversionError` names the weights): models
+without a CLS token (``class_token=False``: SigLIP, ...), gated MLPs (SwiGLU:
 ``vit_giant_patch14_dinov2``), q/k norms (``qk_norm``), extra norms inside
 attention or the MLP, a norm inside the patch embedding. The activation is
 not in the weights: timm's QuickGELU models (``*_clip_quickgelu_*``) convert
@@ -91,6 +91,11 @@ _UNSUPPORTED = (
 LAYER_SCALE_INIT = 1e-5
 
 
+class ConversionError(ValueError):
+    """Weights that cannot be converted: the message names them and the
+    fix."""
+
+
 class Conversion(NamedTuple):
     """What a conversion returns.
 
@@ -115,8 +120,8 @@ def extract_backbone(checkpoint: dict, prefix: str = 'backbone.') -> dict:
     backbone = {k[len(prefix):]: v for k, v in state.items()
                 if k.startswith(prefix)}
     if not backbone:
-        raise ValueError(f'No `{prefix}*` weights in the checkpoint: is it a '
-                         'DenseViT checkpoint?')
+        raise ConversionError(f'No `{prefix}*` weights in the checkpoint: '
+                              'is it a DenseViT checkpoint?')
     return backbone
 
 
@@ -253,7 +258,7 @@ def _patch_grid(num_positions: int, prefix_options: Sequence[int],
     if len(found) == 1:
         return found[0]
     given = f' and img_size={img_size}' if img_size is not None else ''
-    raise ValueError(
+    raise ConversionError(
         f'pos_embed has {num_positions} positions: with patch_size='
         f'{patch_size}{given} that is '
         + ('no' if not found else 'more than one') +
@@ -271,7 +276,7 @@ def _unwrap_timm(checkpoint: Any, dropped: List[str]) -> Dict[str, Tensor]:
         checkpoint = checkpoint['model']
     state = dict(state_dict_of(checkpoint))
     if any(key.startswith('backbone.') for key in state):
-        raise ValueError(
+        raise ConversionError(
             'These weights have `backbone.*` names: a DenseViT (or other '
             'mmpretrain) checkpoint, not a timm state dict. Fix: convert it '
             'with densevit_to_timm (tools/model_converters/'
@@ -311,8 +316,8 @@ def timm_to_densevit(checkpoint: Dict[str, Any],
         ``final_norm``), ``dropped`` the head weights.
 
     Raises:
-        ValueError: not a timm ViT with a CLS token, or weights DenseViT
-            cannot represent (named in the message).
+        ConversionError: not a timm ViT with a CLS token, or weights
+            DenseViT cannot represent (named in the message).
         CheckpointMismatchError: the converted weights do not fit the
             config built from them (a layout this function misread).
     """
@@ -322,12 +327,12 @@ def timm_to_densevit(checkpoint: Dict[str, Any],
                 'blocks.0.attn.qkv.weight')
     missing = [key for key in required if key not in state]
     if missing:
-        raise ValueError(
+        raise ConversionError(
             f'Not a timm VisionTransformer state dict: no {missing}. It '
             'needs learned position embeddings, a conv patch embedding and '
             f'`blocks.N.*` (found e.g. {sorted(state)[:5]}).')
     if 'cls_token' not in state:
-        raise ValueError(
+        raise ConversionError(
             'The timm model has no CLS token (class_token=False, e.g. '
             'SigLIP or global-average-pooled ViTs); DenseViT trains on the '
             'CLS token and cannot use it. Fix: start from a ViT with a CLS '
@@ -339,7 +344,7 @@ def timm_to_densevit(checkpoint: Dict[str, Any],
         kinds = sorted({what for key in unsupported
                         for pattern, what in _UNSUPPORTED
                         if re.search(pattern, key)})
-        raise ValueError(
+        raise ConversionError(
             'DenseViTBackbone (mmpretrain\'s VisionTransformer) cannot '
             f'represent {len(unsupported)} weight(s) of this model: '
             f'{unsupported[:8]}' + (f' ({"; ".join(kinds)})' if kinds else '')
@@ -349,21 +354,21 @@ def timm_to_densevit(checkpoint: Dict[str, Any],
     embed_dims = state['cls_token'].shape[-1]
     proj = state['patch_embed.proj.weight']
     if proj.shape[1] != 3 or proj.shape[2] != proj.shape[3]:
-        raise ValueError(
+        raise ConversionError(
             f'patch_embed.proj.weight has shape {list(proj.shape)}: DenseViT '
             'takes 3-channel images cut into square patches.')
     patch_size = proj.shape[-1]
     fc1, fc2 = state['blocks.0.mlp.fc1.weight'], state[
         'blocks.0.mlp.fc2.weight']
     if fc1.shape[0] != fc2.shape[1]:
-        raise ValueError(
+        raise ConversionError(
             f'blocks.0.mlp.fc1 has {fc1.shape[0]} outputs but fc2 takes '
             f'{fc2.shape[1]}: a packed gated MLP (SwiGLU, e.g. '
             'vit_giant_patch14_dinov2), which DenseViTBackbone cannot '
             'represent. Fix: start from vit_large_patch14_dinov2 or smaller.')
     if num_heads is None:
         if embed_dims not in TIMM_NUM_HEADS:
-            raise ValueError(
+            raise ConversionError(
                 f'The weights do not say how many attention heads this '
                 f'{embed_dims}-wide ViT has (timm\'s standard widths: '
                 f'{TIMM_NUM_HEADS}). Fix: pass num_heads (CLI --num-heads, '
@@ -438,7 +443,7 @@ def densevit_to_timm(checkpoint: Dict[str, Any],
         for ``timm.create_model(name, **config)``), ``dropped`` empty.
 
     Raises:
-        ValueError: not a DenseViT backbone, or weights timm's
+        ConversionError: not a DenseViT backbone, or weights timm's
             ``VisionTransformer`` cannot represent.
         CheckpointMismatchError: (with timm installed) the weights do not
             fit the timm model built from ``config``.
@@ -450,7 +455,7 @@ def densevit_to_timm(checkpoint: Dict[str, Any],
                 'layers.0.attn.qkv.weight')
     missing = [key for key in required if key not in state]
     if missing:
-        raise ValueError(
+        raise ConversionError(
             f'Not a DenseViT checkpoint or backbone state dict: no '
             f'{missing} (found e.g. {sorted(state)[:5]}). Fix: pass a '
             'checkpoint of tools/train.py or a backbone file of '
@@ -461,7 +466,7 @@ def densevit_to_timm(checkpoint: Dict[str, Any],
 
     out, unsupported = _rename_all(state, to_densevit=False)
     if unsupported:
-        raise ValueError(
+        raise ConversionError(
             'timm\'s VisionTransformer has no place for '
             f'{len(unsupported)} weight(s) of this backbone: '
             f'{unsupported[:8]}. Fix: export a DenseViTBackbone with the '
@@ -483,7 +488,7 @@ def densevit_to_timm(checkpoint: Dict[str, Any],
 
     embed_dims = cls.shape[-1]
     if embed_dims % num_heads:
-        raise ValueError(
+        raise ConversionError(
             f'num_heads={num_heads} does not divide the backbone width '
             f'{embed_dims}. Fix: give the num_heads of its config\'s arch.')
     hidden = state['layers.0.ffn.layers.0.0.weight'].shape[0]

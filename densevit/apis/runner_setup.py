@@ -21,6 +21,7 @@ from densevit.engine.work_dir_lock import (WorkDirLockedError,
 from densevit.registry import RUNNERS
 from .config_check import ConfigError, check_config, check_train_batches
 from .metric_table import metric_rows
+from .model_conversion import ConversionError
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -201,7 +202,7 @@ def report_metrics(metrics: dict, out: Optional[str] = None) -> dict:
 #: checkpoint, a work dir) with the fix: the tools print them without a
 #: traceback, which would only bury the message.
 USER_ERRORS = (ConfigError, CheckpointMismatchError, UnreadableCheckpointError,
-               WorkDirLockedError)
+               WorkDirLockedError, ConversionError)
 
 
 @contextlib.contextmanager

@@ -9,9 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from densevit.apis import densevit_to_timm, timm_to_densevit
-from densevit.engine.compat import UnreadableCheckpointError
-from densevit.engine.utils import CheckpointMismatchError
+from densevit.apis import ConversionError, densevit_to_timm, timm_to_densevit
 from densevit.registry import MODELS
 
 from test_checkpoint_tools import load_tool
@@ -237,11 +235,13 @@ def test_wrong_timm_model_lists_mismatched_keys_and_shapes(tmp_path):
     torch.save(random_timm_vit('vit_small_patch16_224', depth=1,
                                img_size=32).state_dict(), src)
     dst = tmp_path / 'out.pth'
-    with pytest.raises(CheckpointMismatchError) as error:
+    # The tool prints the error without a traceback.
+    with pytest.raises(SystemExit) as error:
         load_tool(TIMM_TO_DENSEVIT).main(
             [str(src), str(dst), '--timm-model', 'vit_tiny_patch16_224'])
     message = str(error.value)
-    assert f'{src} is not a vit_tiny_patch16_224' in message
+    assert message.startswith(
+        f'CheckpointMismatchError: {src} is not a vit_tiny_patch16_224:')
     assert ('blocks.0.attn.qkv.weight: checkpoint [1152, 384], model '
             '[576, 192]') in message
     # Depth 1 of 12: 11 blocks of 12 weights missing.
@@ -259,8 +259,9 @@ def test_config_of_another_arch_lists_mismatched_keys_and_shapes(
     torch.save(random_timm_vit('vit_tiny_patch16_224', depth=2,
                                img_size=32).state_dict(), src)
     dst = tmp_path / 'out.pth'
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'(?s)would not load into model\.backbone of '
+    with pytest.raises(SystemExit,
+                       match=r'(?s)^CheckpointMismatchError: .*'
+                       r'would not load into model\.backbone of '
                        r'.*layers\.0\.attn\.qkv\.weight: checkpoint \[576, '
                        r'192\], model \[96, 32\].*not in the model.*'
                        r'layers\.1\.'):
@@ -271,13 +272,13 @@ def test_config_of_another_arch_lists_mismatched_keys_and_shapes(
     # The other way: a ViT-Ti backbone is not a checkpoint of that config.
     converted = tmp_path / 'converted.pth'
     load_tool(TIMM_TO_DENSEVIT).main([str(src), str(converted)])
-    with pytest.raises(CheckpointMismatchError,
+    with pytest.raises(SystemExit,
                        match=r'is not a checkpoint of .*tiny\.py:\n'
                        r'shape mismatch'):
         load_tool(DENSEVIT_TO_TIMM).main(
             [str(converted), str(tmp_path / 'x.pth'), '--config',
              str(config)])
-    with pytest.raises(CheckpointMismatchError,
+    with pytest.raises(SystemExit,
                        match=r"does not fit timm's vit_small_patch16_224:\n"
                        r'shape mismatch'):
         load_tool(DENSEVIT_TO_TIMM).main(
@@ -294,7 +295,7 @@ def test_config_of_another_arch_lists_mismatched_keys_and_shapes(
 def test_timm_weights_densevit_cannot_represent_are_named(overrides, match):
     model = timm.create_model('vit_tiny_patch16_224', pretrained=False,
                               depth=1, img_size=32, **overrides)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConversionError, match=match):
         timm_to_densevit(model.state_dict())
 
 
@@ -303,18 +304,27 @@ def test_ambiguous_grid_needs_the_image_size():
     # positions (no_embed_class), or a 2x2 one after CLS + 4 registers.
     model = random_timm_vit('vit_small_patch14_reg4_dinov2', depth=1,
                             img_size=42)
-    with pytest.raises(ValueError, match=r'more than one patch grid.*'
+    with pytest.raises(ConversionError, match=r'more than one patch grid.*'
                        r'--img-size'):
         timm_to_densevit(model.state_dict())
     conversion = timm_to_densevit(model.state_dict(), img_size=42)
     assert conversion.config['img_size'] == 42
 
 
-def test_densevit_checkpoint_given_to_timm_to_densevit(tiny_model_cfg):
+def test_densevit_checkpoint_given_to_timm_to_densevit(tmp_path,
+                                                       tiny_model_cfg):
     densevit = MODELS.build(copy.deepcopy(tiny_model_cfg))
-    with pytest.raises(ValueError, match='convert it with densevit_to_timm'):
+    with pytest.raises(ConversionError,
+                       match='convert it with densevit_to_timm'):
         timm_to_densevit({'state_dict': densevit.state_dict()})
-    with pytest.raises(ValueError, match='Not a DenseViT checkpoint'):
+    # The tool prints it without a traceback.
+    checkpoint = tmp_path / 'densevit.pth'
+    torch.save({'state_dict': densevit.state_dict()}, checkpoint)
+    with pytest.raises(SystemExit, match='^ConversionError: .*convert it '
+                       'with densevit_to_timm'):
+        load_tool(TIMM_TO_DENSEVIT).main([str(checkpoint),
+                                          str(tmp_path / 'out.pth')])
+    with pytest.raises(ConversionError, match='Not a DenseViT checkpoint'):
         densevit_to_timm(random_timm_vit(
             'vit_tiny_patch16_224', depth=1, img_size=32).state_dict(), 3)
 
@@ -322,5 +332,6 @@ def test_densevit_checkpoint_given_to_timm_to_densevit(tiny_model_cfg):
 def test_unreadable_safetensors_named(tmp_path):
     bad = tmp_path / 'model.safetensors'
     bad.write_bytes(b'\x08\x00\x00\x00\x00\x00\x00\x00{"a": 1}')
-    with pytest.raises(UnreadableCheckpointError, match=str(bad)):
+    with pytest.raises(SystemExit, match=f'UnreadableCheckpointError: '
+                       f'Checkpoint {bad} is not a readable safetensors'):
         load_tool(TIMM_TO_DENSEVIT).main([str(bad), str(tmp_path / 'o')])

@@ -28,6 +28,7 @@ from densevit.apis.model_conversion import (build_on_meta, build_timm_model,
                                             densevit_to_timm, extract_backbone,
                                             load_weights_file, require_fit,
                                             save_weights_file)
+from densevit.apis.runner_setup import exit_on_user_error
 from densevit.engine.utils import state_dict_of
 from densevit.registry import MODELS
 
@@ -63,6 +64,7 @@ def parse_args(argv=None):
     return args
 
 
+@exit_on_user_error()
 def main(argv=None):
     args = parse_args(argv)
     checkpoint = state_dict_of(load_weights_file(args.src), args.src)

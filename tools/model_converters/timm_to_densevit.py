@@ -27,6 +27,7 @@ from densevit.apis.model_conversion import (build_on_meta, build_timm_model,
                                             load_weights_file, require_fit,
                                             save_weights_file,
                                             timm_to_densevit)
+from densevit.apis.runner_setup import exit_on_user_error
 from densevit.registry import MODELS
 
 
@@ -54,6 +55,7 @@ def parse_args(argv=None):
     return args
 
 
+@exit_on_user_error()
 def main(argv=None):
     args = parse_args(argv)
     img_size = None
