@@ -25,8 +25,10 @@ constant added to a learned constant, so it is folded into the token where
 one side lacks it: timm's ``no_embed_class`` models (DINOv2 with registers,
 DeiT III) get a zero CLS position in DenseViT, whose CLS position goes back
 into timm's ``cls_token``; register positions (timm models without
-``no_embed_class``) go into ``reg_token``. The outputs are identical either
-way, at every image size (neither side interpolates prefix positions).
+``no_embed_class``) go into ``reg_token``. Folding changes no output at any
+image size: neither side resizes prefix positions. (The patch positions
+are resized with different kernels at other sizes: docs/get_started.md,
+"Start from a timm ViT".)
 
 Not representable (a :class:`ConversionError` names the weights): models
 without a CLS token (``class_token=False``: SigLIP, ...), gated MLPs (SwiGLU:
