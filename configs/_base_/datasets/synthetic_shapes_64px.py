@@ -31,8 +31,9 @@ two_view_test_pipeline = [
     dict(type='PackDenseInputs'),
 ]
 
-# tools/test.py: correspondence accuracy, dense probe, k-NN and linear probe
-# on 1,024 held-out images (their metrics fit on a seeded half and score the
+# tools/test.py: correspondence accuracy, dense probe, in-context
+# (nearest-neighbour) segmentation, k-NN and linear probe on 1,024 held-out
+# images (the metrics that fit or retrieve use a seeded half and score the
 # other half).
 test_dataloader = dict(
     _base_.eval_loader_defaults,
@@ -47,6 +48,12 @@ test_dataloader = dict(
 test_evaluator = [
     dict(type='CorrespondenceAccuracy'),
     dict(type='DenseProbe', num_classes=num_classes + 1),
+    # A memory of 8,192 of the 32,768 fit patches: a third of the retrieval
+    # time, so the demo's probes stay cheap on 2 CPU cores.
+    dict(
+        type='InContextSegmentation',
+        num_classes=num_classes + 1,
+        memory_size=8192),
     dict(type='KNNAccuracy', num_classes=num_classes),
     dict(type='LinearProbeAccuracy', num_classes=num_classes),
 ]

@@ -2,8 +2,10 @@
 # segmentation folder (JPEGImages/ + SegmentationClass/, 255 = ignore):
 #   python tools/test.py configs/densevit/benchmarks/dense-probe_vit-small-p16_voc-224px.py \
 #       work_dirs/<run>/epoch_100.pth --cfg-options test_dataloader.dataset.data_root=data/VOC2012
-# Frozen patch features of half the images fit a per-patch linear classifier;
-# mIoU is scored on the other half (on the 14x14 patch grid).
+# Frozen patch features of half the images fit a per-patch linear classifier
+# (dense_probe/*) and form the memory bank of in-context nearest-neighbour
+# segmentation (in_context/*, the Hummingbird protocol: k = 30, T = 0.02, no
+# training); both score mIoU on the other half (on the 14x14 patch grid).
 _base_ = ['../densevit_vit-small-p16_8xb64-amp-coslr-100e_in1k.py']
 
 test_dataloader = dict(
@@ -19,5 +21,8 @@ test_dataloader = dict(
             dict(type='ResizeWithMask', size=224),
             dict(type='PackDenseInputs'),
         ]))
-test_evaluator = [dict(type='DenseProbe', num_classes=21)]
+test_evaluator = [
+    dict(type='DenseProbe', num_classes=21),
+    dict(type='InContextSegmentation', num_classes=21),
+]
 test_cfg = dict(type='TestLoop')

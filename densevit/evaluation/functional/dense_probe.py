@@ -13,6 +13,8 @@ from typing import Dict, Sequence
 import torch
 from torch import Tensor
 
+from .split import majority_class
+
 
 def masks_to_patch_labels(masks: Tensor,
                           grid_hw: Sequence[int],
@@ -107,3 +109,23 @@ def mean_iou(pred: Tensor,
         mIoU=iou[union > 0].mean().item(),
         pixel_acc=(tp.sum() / confusion.sum()).item(),
         per_class_iou=iou.float())
+
+
+def segmentation_chance(gt: Tensor,
+                        num_classes: int,
+                        ignore_index: int = 255) -> Dict[str, object]:
+    """:func:`mean_iou` of labelling every location with the most common
+    class of ``gt``: the chance level a segmentation has to beat.
+
+    Args:
+        gt (Tensor): true labels; ``ignore_index`` entries are skipped.
+        num_classes (int): number of classes.
+        ignore_index (int): label to skip. Defaults to 255.
+
+    Returns:
+        dict: as :func:`mean_iou`.
+    """
+    gt = torch.as_tensor(gt)
+    majority, _ = majority_class(gt, ignore_index)
+    return mean_iou(torch.full_like(gt, majority), gt, num_classes,
+                    ignore_index)

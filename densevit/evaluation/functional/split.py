@@ -1,5 +1,5 @@
 """Deterministic fit/score split of probe samples, and its chance level."""
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -34,6 +34,67 @@ def probe_split(num_samples: int,
     num_train = min(
         max(round(num_samples * train_fraction), 1), num_samples - 1)
     return perm[:num_train].sort().values, perm[num_train:].sort().values
+
+
+def fit_score_split(num_samples: int,
+                    train_fraction: float = 0.5,
+                    seed: int = 0,
+                    fit: Optional[Sequence[bool]] = None,
+                    source: str = 'The fit flags') -> Tuple[Tensor, Tensor]:
+    """Fit and score indices: given by ``fit`` flags, else seeded.
+
+    Without ``fit`` this is :func:`probe_split`. With it (one flag per
+    sample, e.g. whether the sample's path marks it as a fit image) the
+    flagged samples fit and the others are scored.
+
+    Args:
+        num_samples (int): number of collected samples.
+        train_fraction (float): share used to fit when ``fit`` is None.
+            Defaults to 0.5.
+        seed (int): permutation seed when ``fit`` is None. Defaults to 0.
+        fit (Sequence[bool], optional): ``(num_samples,)`` flags.
+        source (str): what set the flags, to name it in the error.
+
+    Returns:
+        tuple[Tensor, Tensor]: sorted fit and score indices.
+
+    Raises:
+        ValueError: the flags leave one side empty.
+    """
+    if fit is None:
+        return probe_split(num_samples, train_fraction, seed)
+    fit = torch.as_tensor(list(fit), dtype=torch.bool).reshape(-1)
+    if fit.numel() != num_samples:
+        raise ValueError(f'{source}: {fit.numel()} flags for {num_samples} '
+                         'samples; one per sample is needed.')
+    fit_idx, score_idx = fit.nonzero()[:, 0], (~fit).nonzero()[:, 0]
+    if not len(fit_idx) or not len(score_idx):
+        raise ValueError(
+            f'{source} leaves {len(fit_idx)} samples to fit and '
+            f'{len(score_idx)} to score; both need some.')
+    return fit_idx, score_idx
+
+
+def seeded_subsample(num_rows: int, max_rows: int, seed: int = 0) -> Tensor:
+    """Sorted indices of at most ``max_rows`` of ``range(num_rows)``.
+
+    All rows when ``num_rows <= max_rows``, else a seeded uniform draw
+    without replacement: the same arguments give the same rows on every
+    run and rank.
+
+    Args:
+        num_rows (int): rows to draw from.
+        max_rows (int): how many to keep (>= 1).
+        seed (int): seed of the draw. Defaults to 0.
+
+    Returns:
+        Tensor: long indices, ascending.
+    """
+    if num_rows <= max_rows:
+        return torch.arange(num_rows)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(
+        num_rows, generator=generator)[:max_rows].sort().values
 
 
 def majority_class(labels: Tensor,

@@ -7,9 +7,9 @@ from mmengine.evaluator import BaseMetric
 from torch import Tensor
 
 from densevit.registry import METRICS
-from ..functional import (knn_top1, linear_probe_top1, majority_class,
-                          probe_split)
-from .utils import check_probe_args, get_field, get_label
+from ..functional import (fit_score_split, knn_top1, linear_probe_top1,
+                          majority_class)
+from .utils import check_probe_args, fit_flag, get_field, get_label
 
 
 class ClsFeatureMetric(BaseMetric):
@@ -62,7 +62,9 @@ class ClsFeatureMetric(BaseMetric):
         if prefix is None and feature == 'mean_patch':
             prefix = f'{self.default_prefix}_mean_patch'
         super().__init__(collect_device=collect_device, prefix=prefix)
-        check_probe_args(type(self).__name__, train_fraction, num_classes)
+        check_probe_args(
+            type(self).__name__, train_fraction, num_classes,
+            fit_pattern=fit_pattern)
         self.feature = feature
         self.fit_pattern = fit_pattern
         self.num_classes = num_classes
@@ -87,34 +89,19 @@ class ClsFeatureMetric(BaseMetric):
                     f'{name} needs gt_label in every data sample: '
                     'evaluate on a labelled split whose pipeline packs '
                     'gt_label (PackDenseInputs / PackInputs).')
-            fit = None
-            if self.fit_pattern is not None:
-                path = get_field(sample, 'img_path')
-                if path is None:
-                    raise ValueError(
-                        f'{name}(fit_pattern=...) needs img_path in every '
-                        'data sample: evaluate on an image folder.')
-                fit = self.fit_pattern in str(path)
             self.results.append(
                 dict(
                     feats=feats.detach().cpu().float().reshape(-1),
                     label=label,
-                    fit=fit))
+                    fit=fit_flag(name, sample, self.fit_pattern)))
 
     def split(self, results: List[dict]
               ) -> Tuple[Tensor, Tensor, Tensor, Tensor, int]:
         """(train_x, train_y, test_x, test_y, num_classes)."""
-        if self.fit_pattern is None:
-            train_idx, test_idx = probe_split(
-                len(results), self.train_fraction, self.seed)
-        else:
-            fit = torch.tensor([r['fit'] for r in results])
-            train_idx, test_idx = fit.nonzero()[:, 0], (~fit).nonzero()[:, 0]
-            if not len(train_idx) or not len(test_idx):
-                raise ValueError(
-                    f'{type(self).__name__}: fit_pattern='
-                    f'{self.fit_pattern!r} leaves {len(train_idx)} samples to '
-                    f'fit and {len(test_idx)} to score; both need some.')
+        train_idx, test_idx = fit_score_split(
+            len(results), self.train_fraction, self.seed,
+            None if self.fit_pattern is None else [r['fit'] for r in results],
+            f'{type(self).__name__}: fit_pattern={self.fit_pattern!r}')
         feats = torch.stack([r['feats'] for r in results])
         labels = torch.tensor([r['label'] for r in results])
         num_classes = self.num_classes or max(int(labels.max()) + 1, 2)

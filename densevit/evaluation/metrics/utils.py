@@ -45,16 +45,37 @@ def single_view_mask(mask: Tensor) -> Tensor:
     return mask
 
 
+def fit_flag(name: str, sample: Any,
+             fit_pattern: Optional[str]) -> Optional[bool]:
+    """Whether ``sample`` is a fit sample: its ``img_path`` contains
+    ``fit_pattern``; None without a pattern (the split is then seeded).
+    """
+    if fit_pattern is None:
+        return None
+    path = get_field(sample, 'img_path')
+    if path is None:
+        raise ValueError(f'{name}(fit_pattern=...) needs img_path in every '
+                         'data sample: evaluate on an image folder.')
+    return fit_pattern in str(path)
+
+
 def check_probe_args(name: str,
                      train_fraction: Optional[float] = None,
                      num_classes: Optional[int] = None,
                      weight_decay: Optional[float] = None,
-                     max_iter: Optional[int] = None) -> None:
+                     max_iter: Optional[int] = None,
+                     fit_pattern: Optional[str] = None) -> None:
     """Validate the arguments the probe metrics share, where they enter.
 
     ``None`` means the metric does not take that argument (``num_classes``:
-    inferred from the labels).
+    inferred from the labels; ``fit_pattern``: a seeded split).
     """
+    if fit_pattern is not None and (not isinstance(fit_pattern, str)
+                                    or not fit_pattern):
+        raise ValueError(
+            f'{name}: fit_pattern must be a non-empty str (part of the '
+            'img_path of the samples to fit on) or None (a seeded split), '
+            f'but got {fit_pattern!r}.')
     if num_classes is not None and (not isinstance(num_classes, int)
                                     or num_classes < 2):
         raise ValueError(f'{name}: num_classes must be an int >= 2, but got '
