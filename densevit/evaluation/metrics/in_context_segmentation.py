@@ -22,13 +22,15 @@ class InContextSegmentation(PatchSegmentationMetric):
     held whole). Nothing is trained: the score depends on the features and
     the fixed protocol only.
 
-    Differences from the paper's evaluation, all to share this project's
-    dense-probe conventions: memory labels are the patches' majority-vote
-    labels (the paper keeps each patch's class proportions, which gives the
-    same votes where a patch holds one class), patches whose pixels are all
-    ignored stay out of the memory, scoring is on the patch grid (the paper
-    upsamples the vote to pixels), and a capped memory is a uniform seeded
-    draw of the fit patches (the paper favours patches of rare classes).
+    Differences from the paper's evaluation, mostly to share this
+    project's dense-probe conventions: memory labels are the patches'
+    majority-vote labels (the paper keeps each patch's class proportions,
+    which gives the same votes where a patch holds one class), patches whose
+    pixels are all ignored stay out of the memory, each fit image enters the
+    memory once (the paper adds augmented copies), scoring is on the patch
+    grid (the paper upsamples the vote to pixels), and a capped memory is a
+    uniform seeded draw of the fit patches (the paper favours patches of
+    rare classes).
 
     With the default prefix the metrics are ``in_context/mIoU``,
     ``in_context/pixel_acc`` and their chance levels
