@@ -1,9 +1,8 @@
 # Self-supervised demo: the 4-layer ViT-tiny with an 8x8 patch grid on 64-px
 # SyntheticShapes, on a 2-core CPU in minutes, probed as it trains and
 # evaluated by tools/test.py (correspondence accuracy, dense-probe and
-# in-context mIoU, k-NN
-# and linear-probe top-1, each beside its baseline). For a folder of your own
-# photos, see ..._folder-64px.py.
+# in-context mIoU, k-NN and linear-probe top-1, each beside its baseline).
+# For a folder of your own photos, see ..._folder-64px.py.
 _base_ = [
     '../_base_/models/densevit_vit-tiny-d4-p8.py',
     '../_base_/datasets/synthetic_shapes_64px.py',
