@@ -148,6 +148,25 @@ upstream behaviour itself; when an upgrade makes it fail, delete the entry
      ``test_checkpoint_files.py::test_stock_pointer_is_taken_verbatim``;
      Premise (c):
      ``test_atomic_checkpoint_hook.py::test_stock_load_keeps_wrongly_shaped_weights_silently``.
+
+9. Not in this package: ``DenseViTBackbone.init_weights`` and
+   ``DenseViTBackbone.train`` (``densevit/models/backbones/``).
+
+   - Works around: (a) mmengine's ``PretrainedInit`` loads with
+     ``strict=False`` (0.10.0 to 0.11.0rc0), so a ``Pretrained`` checkpoint
+     of another architecture loads partly and leaves the rest random
+     without an error; (b) mmpretrain 1.2's ``VisionTransformer`` puts its
+     ``frozen_stages`` in eval mode only at construction, and
+     ``train()`` switches their dropout and drop path back on.
+   - Plugged in: (a) ``init_weights`` loads a ``Pretrained`` ``init_cfg``
+     itself, after :func:`~densevit.engine.utils.compare_state_dict`
+     (``strict=False`` in the ``init_cfg`` for a partial load); (b)
+     ``train()`` calls ``_freeze_stages`` again.
+   - Delete when: (a) ``PretrainedInit`` takes a ``strict`` option (pass
+     DenseViT's through); (b) ``VisionTransformer.train`` keeps frozen
+     stages in eval mode. Premises:
+     ``test_densevit_backbone.py::test_stock_pretrained_init_loads_a_mismatching_checkpoint_silently``,
+     ``test_densevit_backbone.py::test_stock_vit_unfreezes_frozen_stages_in_train_mode``.
 """
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .atomic_local_backend import (ATOMIC_LOCAL_BACKEND, AtomicLocalBackend,

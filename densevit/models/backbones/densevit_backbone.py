@@ -1,12 +1,16 @@
 """The ViT backbone of DenseViT: CLS token plus the patch-token grid."""
 import difflib
-from typing import Dict, Tuple, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model.weight_init import trunc_normal_
+from mmengine.runner import CheckpointLoader
 from mmpretrain.models.backbones import VisionTransformer
 from torch import Tensor, nn
 
+from densevit.engine.utils import (CheckpointMismatchError, check_state_dict,
+                                   compare_state_dict, state_dict_of)
 from densevit.registry import MODELS
 
 _REQUIRED_KEYS = ('embed_dims', 'num_layers', 'num_heads')
@@ -15,6 +19,9 @@ _ARCH_KEYS = _REQUIRED_KEYS + ('feedforward_channels', )
 # arch zoo ('small' there is 768-d, 8 layers). DenseViT uses mmpretrain's
 # names only, and points users of the short names to the equivalent one.
 _TIMM_NAMES = {'tiny': 'deit-tiny', 'small': 'deit-small'}
+# The keys of a `Pretrained` init_cfg: mmengine's PretrainedInit arguments
+# and DenseViT's `strict`.
+_PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'map_location', 'strict')
 
 
 def resolve_arch(arch: Union[str, Dict]) -> Dict:
@@ -67,6 +74,42 @@ def resolve_arch(arch: Union[str, Dict]) -> Dict:
     return settings
 
 
+def _pretrained_cfgs(init_cfg: Any) -> List[Dict[str, Any]]:
+    """The ``Pretrained`` entries of an ``init_cfg`` (a dict or a list)."""
+    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
+    return [cfg for cfg in cfgs
+            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained']
+
+
+def _check_pretrained_cfg(cfg: Dict[str, Any]) -> None:
+    unknown = [key for key in cfg if key not in _PRETRAINED_KEYS]
+    if unknown:
+        raise ValueError(
+            f'DenseViTBackbone init_cfg Pretrained has unknown key(s) '
+            f'{unknown}. Valid keys: {list(_PRETRAINED_KEYS)}.')
+    if 'checkpoint' not in cfg:
+        raise ValueError(
+            'DenseViTBackbone init_cfg Pretrained has no `checkpoint`. Fix: '
+            "init_cfg=dict(type='Pretrained', checkpoint=PATH).")
+    if not isinstance(cfg.get('strict', True), bool):
+        raise ValueError(
+            'DenseViTBackbone init_cfg Pretrained `strict` must be True '
+            '(the default: refuse weights that do not fit) or False (load '
+            f'what fits), got {cfg["strict"]!r}.')
+
+
+def _pretrained_hint(mismatch, prefix) -> str:
+    """What a mismatch most likely means, when its keys say."""
+    if not prefix and any(key.startswith('backbone.')
+                          for key in mismatch.unexpected):
+        return ('\nThe file holds a whole model (`backbone.*` weights): add '
+                "prefix='backbone.' to the init_cfg.")
+    if any(key.startswith('blocks.') for key in mismatch.unexpected):
+        return ('\nThe file is in timm\'s layout (`blocks.N.*`): convert it '
+                'first with tools/model_converters/timm_to_densevit.py.')
+    return ''
+
+
 @MODELS.register_module()
 class DenseViTBackbone(VisionTransformer):
     """mmpretrain's ViT returning both the CLS token and the patch grid.
@@ -95,6 +138,20 @@ class DenseViTBackbone(VisionTransformer):
             patches. Defaults to 0.
         **kwargs: Other :class:`mmpretrain.models.VisionTransformer`
             arguments (drop_path_rate, frozen_stages, init_cfg, ...).
+            ``frozen_stages=N`` freezes the stem (patch embedding,
+            positions, CLS token, registers, ``pre_norm``) and the first N
+            layers: no gradients, and eval mode (no dropout or drop path)
+            also after ``train()``.
+
+    A ``Pretrained`` ``init_cfg`` (``checkpoint``, optional ``prefix`` and
+    ``map_location`` as in mmengine) is loaded **strictly** by
+    :meth:`init_weights`: weights the backbone lacks, left-over weights and
+    other shapes stop the load with a
+    :class:`~densevit.engine.utils.CheckpointMismatchError` listing them
+    (mmengine's ``Pretrained`` would load what fits and leave the rest
+    random). ``strict=False`` in the ``init_cfg`` loads what fits and logs
+    the rest. Position embeddings of another grid are resized (not a
+    mismatch).
     """
 
     def __init__(self,
@@ -123,6 +180,8 @@ class DenseViTBackbone(VisionTransformer):
             raise ValueError(
                 'DenseViTBackbone `num_register_tokens` must be an int >= 0 '
                 f'(0: no registers), got {num_register_tokens!r}.')
+        for pretrained in _pretrained_cfgs(kwargs.get('init_cfg')):
+            _check_pretrained_cfg(pretrained)
         super().__init__(
             arch=resolve_arch(arch),
             img_size=img_size,
@@ -157,11 +216,98 @@ class DenseViTBackbone(VisionTransformer):
 
     def get_layer_depth(self, param_name: str, prefix: str = ''):
         """mmpretrain's layer depths (layer-wise lr decay), with the
-        registers at depth 0 like the CLS token (mmpretrain would put an
-        unknown name in the last depth)."""
-        if param_name == prefix + 'reg_token':
+        registers and ``pre_norm`` at depth 0 like the rest of the stem
+        they are frozen with (mmpretrain would put these names in the last
+        depth, with the full learning rate)."""
+        if param_name == prefix + 'reg_token' or param_name.startswith(
+                prefix + 'pre_norm.'):
             return 0, self.num_layers + 2
         return super().get_layer_depth(param_name, prefix)
+
+    def train(self, mode: bool = True) -> 'DenseViTBackbone':
+        """``nn.Module.train``, keeping the frozen stages in eval mode.
+
+        mmpretrain's ``VisionTransformer`` puts them in eval mode once, at
+        construction, and ``train()`` would switch their dropout and drop
+        path back on.
+        """
+        super().train(mode)
+        if mode and self.frozen_stages > 0:
+            self._freeze_stages()
+        return self
+
+    def init_weights(self) -> None:
+        """mmpretrain's initialisation, then a strict load of a
+        ``Pretrained`` ``init_cfg`` (see the class docstring).
+
+        Raises:
+            CheckpointMismatchError: the checkpoint's weights do not fit
+                (unless ``strict=False``), or ``prefix`` selects none.
+            FileNotFoundError, UnreadableCheckpointError: the checkpoint
+                cannot be read; the message names it.
+        """
+        pretrained = _pretrained_cfgs(self.init_cfg)
+        if not pretrained or self.is_init:
+            super().init_weights()  # (mmengine warns about a second call)
+            return
+        init_cfg = self.init_cfg
+        others = [cfg for cfg in (init_cfg if isinstance(init_cfg, list)
+                                  else [init_cfg]) if cfg not in pretrained]
+        # mmengine's non-strict load replaced by ours; the other inits (and
+        # mmpretrain's of the position embeddings) run first.
+        self.init_cfg = others or None
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = init_cfg
+        for cfg in pretrained:
+            self._load_pretrained(cfg)
+
+    def _load_pretrained(self, cfg: Dict[str, Any]) -> None:
+        """Load one ``Pretrained`` init_cfg (checked by the constructor)."""
+        path = cfg['checkpoint']
+        strict = cfg.get('strict', True)
+        prefix = cfg.get('prefix')
+        checkpoint = CheckpointLoader.load_checkpoint(
+            path, map_location=cfg.get('map_location', 'cpu'))
+        state = state_dict_of(checkpoint, source=path)
+        if prefix:
+            # mmengine's PretrainedInit reads the prefix with a dot too.
+            prefix = prefix if prefix.endswith('.') else prefix + '.'
+            state = {key[len(prefix):]: value
+                     for key, value in state.items() if key.startswith(prefix)}
+            if not state:
+                raise CheckpointMismatchError(
+                    f'Pretrained checkpoint {path} has no `{prefix}*` '
+                    f'weights (init_cfg prefix={cfg["prefix"]!r}). Fix: the '
+                    "prefix of the backbone in the file ('backbone.' in a "
+                    'DenseViT checkpoint), or no prefix for a backbone file '
+                    '(timm_to_densevit.py, extract_backbone.py output).')
+        mismatch = compare_state_dict(self, state)
+        if mismatch and strict:
+            raise CheckpointMismatchError(
+                f'Pretrained checkpoint {path} does not fit this '
+                f'DenseViTBackbone ({self._describe_arch()}):\n'
+                f'{mismatch.describe()}{_pretrained_hint(mismatch, prefix)}'
+                '\nFix: a backbone config that matches the file (the one '
+                'tools/model_converters/timm_to_densevit.py printed for it; '
+                '--config CONFIG there checks a config), or strict=False in '
+                'the init_cfg to load only the weights that fit.')
+        if mismatch:  # an explicit partial load: logged
+            check_state_dict(self, state, path, strict=False)
+            wrong_shape = {key for key, _, _ in mismatch.mismatched}
+            state = {k: v for k, v in state.items() if k not in wrong_shape}
+        self.load_state_dict(state, strict=False)
+        print_log(
+            f'DenseViTBackbone: loaded {len(state) - len(mismatch.unexpected)}'
+            f' weights from {path}' + ('' if strict else ' (strict=False)'),
+            logger='current')
+
+    def _describe_arch(self) -> str:
+        return (f'embed_dims={self.embed_dims}, num_layers={self.num_layers}'
+                f', num_heads={self.layers[0].attn.num_heads}, patch_size='
+                f'{self.patch_size}, num_register_tokens='
+                f'{self.num_register_tokens}')
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """Return ``(cls (B, C), patches (B, C, H/16, W/16))``."""

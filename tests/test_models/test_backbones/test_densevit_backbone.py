@@ -1,8 +1,10 @@
 import copy
+import logging
 
 import pytest
 import torch
 
+from densevit.engine.utils import CheckpointMismatchError
 from densevit.models.backbones import DenseViTBackbone
 
 
@@ -158,3 +160,194 @@ def test_register_count_validated(count):
                        f'int >= 0.*got {count!r}'):
         DenseViTBackbone(dict(embed_dims=16, num_layers=1, num_heads=2),
                          num_register_tokens=count)
+
+
+# --- Pretrained init_cfg (strict), frozen stages, layer depths -------------
+
+TINY_ARCH = dict(embed_dims=16, num_layers=2, num_heads=2,
+                 feedforward_channels=64)
+
+
+def saved_backbone(path, prefix='', **kwargs):
+    """A random backbone's weights saved as ``{'state_dict': ...}`` (what
+    the converters write), under ``prefix``; returns the weights."""
+    source = DenseViTBackbone(dict(TINY_ARCH), img_size=32, **kwargs)
+    state = {prefix + key: value for key, value in
+             source.state_dict().items()}
+    torch.save({'state_dict': state}, path)
+    return source.state_dict()
+
+
+def pretrained(path, **init_cfg):
+    return dict(type='Pretrained', checkpoint=str(path), **init_cfg)
+
+
+def test_pretrained_loads_every_weight(tmp_path):
+    # At another image size too: the position embeddings are resized.
+    weights = saved_backbone(tmp_path / 'b.pth')
+    backbone = DenseViTBackbone(dict(TINY_ARCH), img_size=32,
+                                init_cfg=pretrained(tmp_path / 'b.pth'))
+    backbone.init_weights()
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(value, weights[key]), key
+    resized = DenseViTBackbone(dict(TINY_ARCH), img_size=64,
+                               init_cfg=pretrained(tmp_path / 'b.pth'))
+    resized.init_weights()
+    assert torch.equal(resized.layers[1].attn.qkv.weight,
+                       weights['layers.1.attn.qkv.weight'])
+    assert resized.pos_embed.shape == (1, 1 + 16, 16)
+
+
+def test_stock_pretrained_init_loads_a_mismatching_checkpoint_silently(
+        tmp_path):
+    """Premise (compat entry 9a): mmengine's Pretrained init loads with
+    strict=False, so a checkpoint of another depth leaves weights random
+    without an error."""
+    from mmengine.model import BaseModule
+    from mmpretrain.models import VisionTransformer
+    saved_backbone(tmp_path / 'b.pth')
+    deeper = VisionTransformer(
+        dict(TINY_ARCH, num_layers=3), img_size=32,
+        init_cfg=pretrained(tmp_path / 'b.pth'))
+    BaseModule.init_weights(deeper)  # mmengine's, no error
+    assert deeper.is_init
+
+
+def test_pretrained_of_another_arch_lists_the_weights(tmp_path):
+    saved_backbone(tmp_path / 'b.pth')
+    deeper = DenseViTBackbone(dict(TINY_ARCH, num_layers=3), img_size=32,
+                              init_cfg=pretrained(tmp_path / 'b.pth'))
+    before = deeper.layers[0].attn.qkv.weight.clone()
+    with pytest.raises(CheckpointMismatchError) as error:
+        deeper.init_weights()
+    message = str(error.value)
+    assert str(tmp_path / 'b.pth') in message
+    assert 'num_layers=3' in message
+    assert 'missing in the checkpoint (12)' in message
+    assert 'layers.2.attn.qkv.weight' in message
+    assert 'strict=False' in message and 'timm_to_densevit.py' in message
+    # Refused before anything was loaded.
+    assert torch.equal(deeper.layers[0].attn.qkv.weight, before)
+
+    wider = DenseViTBackbone(dict(TINY_ARCH, embed_dims=32), img_size=32,
+                             init_cfg=pretrained(tmp_path / 'b.pth'))
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'shape mismatch.*\n  cls_token: checkpoint '
+                       r'\[1, 1, 16\], model \[1, 1, 32\]'):
+        wider.init_weights()
+
+
+def test_pretrained_says_what_a_misfit_file_is(tmp_path):
+    # A whole DenseViT checkpoint without the prefix, and a timm file.
+    saved_backbone(tmp_path / 'whole.pth', prefix='backbone.')
+    backbone = DenseViTBackbone(dict(TINY_ARCH), img_size=32,
+                                init_cfg=pretrained(tmp_path / 'whole.pth'))
+    with pytest.raises(CheckpointMismatchError,
+                       match="add prefix='backbone.' to the init_cfg"):
+        backbone.init_weights()
+    torch.save({'blocks.0.attn.qkv.weight': torch.zeros(48, 16)},
+               tmp_path / 'timm.pth')
+    backbone = DenseViTBackbone(dict(TINY_ARCH), img_size=32,
+                                init_cfg=pretrained(tmp_path / 'timm.pth'))
+    with pytest.raises(CheckpointMismatchError,
+                       match="timm's layout.*timm_to_densevit.py"):
+        backbone.init_weights()
+
+
+def test_pretrained_prefix_selects_the_backbone(tmp_path):
+    weights = saved_backbone(tmp_path / 'whole.pth', prefix='backbone.')
+    backbone = DenseViTBackbone(
+        dict(TINY_ARCH), img_size=32,
+        init_cfg=pretrained(tmp_path / 'whole.pth', prefix='backbone'))
+    backbone.init_weights()
+    assert torch.equal(backbone.cls_token, weights['cls_token'])
+    wrong = DenseViTBackbone(
+        dict(TINY_ARCH), img_size=32,
+        init_cfg=pretrained(tmp_path / 'whole.pth', prefix='encoder.'))
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'no `encoder\.\*` weights'):
+        wrong.init_weights()
+
+
+def test_pretrained_strict_false_loads_what_fits_and_logs_the_rest(
+        tmp_path):
+    weights = saved_backbone(tmp_path / 'b.pth')
+    deeper = DenseViTBackbone(
+        dict(TINY_ARCH, num_layers=3, feedforward_channels=32), img_size=32,
+        init_cfg=pretrained(tmp_path / 'b.pth', strict=False))
+    kept = deeper.layers[2].attn.qkv.weight.clone()
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        deeper.init_weights()
+    finally:
+        logger.removeHandler(handler)
+    logged = '\n'.join(messages)
+    assert torch.equal(deeper.layers[1].attn.qkv.weight,
+                       weights['layers.1.attn.qkv.weight'])
+    assert torch.equal(deeper.layers[2].attn.qkv.weight, kept)
+    # Other shapes (the MLP) are skipped, not an error.
+    assert deeper.layers[0].ffn.layers[0][0].weight.shape == (32, 16)
+    assert 'layers.0.ffn.layers.0.0.weight: checkpoint [64, 16]' in \
+        logged
+    assert 'Partial load of' in logged
+    assert 'layers.2.attn.qkv.weight' in logged
+
+
+@pytest.mark.parametrize('init_cfg,match', [
+    (dict(type='Pretrained', checkpoint='x.pth', strcit=False),
+     r"unknown key\(s\) \['strcit'\]"),
+    (dict(type='Pretrained'), 'has no `checkpoint`'),
+    (dict(type='Pretrained', checkpoint='x.pth', strict='no'),
+     '`strict` must be True'),
+])
+def test_pretrained_init_cfg_checked_at_construction(init_cfg, match):
+    with pytest.raises(ValueError, match=match):
+        DenseViTBackbone(dict(TINY_ARCH), init_cfg=init_cfg)
+
+
+def test_stock_vit_unfreezes_frozen_stages_in_train_mode():
+    """Premise (compat entry 9b): mmpretrain's VisionTransformer puts its
+    frozen stages in eval mode only at construction."""
+    from mmpretrain.models import VisionTransformer
+    vit = VisionTransformer(dict(TINY_ARCH), img_size=32, frozen_stages=1)
+    assert not vit.layers[0].training
+    vit.train()
+    assert vit.layers[0].training
+
+
+def test_frozen_stages_stay_frozen_in_train_mode():
+    backbone = DenseViTBackbone(dict(TINY_ARCH), img_size=32,
+                                frozen_stages=1, drop_path_rate=0.5)
+    backbone.train()
+    assert not backbone.layers[0].training and not \
+        backbone.patch_embed.training
+    assert backbone.layers[1].training
+    frozen = [name for name, param in backbone.named_parameters()
+              if not param.requires_grad]
+    assert frozen == ['cls_token', 'pos_embed', 'patch_embed.projection.'
+                      'weight', 'patch_embed.projection.bias'] + [
+                          name for name, _ in backbone.named_parameters()
+                          if name.startswith('layers.0.')]
+    # No drop path in the frozen layer: its output does not vary.
+    tokens = torch.randn(2, 5, 16)
+    torch.testing.assert_close(backbone.layers[0](tokens),
+                               backbone.layers[0](tokens))
+    backbone.eval()
+    assert not backbone.layers[1].training
+
+
+def test_pre_norm_has_the_stem_depth():
+    backbone = DenseViTBackbone(dict(TINY_ARCH), img_size=32, pre_norm=True)
+    for name in ('pre_norm.weight', 'patch_embed.projection.weight',
+                 'cls_token'):
+        assert backbone.get_layer_depth('backbone.' + name,
+                                        'backbone.') == (0, 4), name
+    assert backbone.get_layer_depth('backbone.layers.1.ln1.weight',
+                                    'backbone.') == (2, 4)
+    assert backbone.get_layer_depth('backbone.ln1.weight',
+                                    'backbone.') == (3, 4)
