@@ -61,11 +61,11 @@ def test_rejects_a_model_without_the_api(make_runner, tmp_path):
         QueueUpdateHook().before_train(runner)
 
 
-def _warnings_while(action):
+def _queue_notes_while(action):
     from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     messages = []
-    handler = logging.Handler(level=logging.WARNING)
+    handler = logging.Handler(level=logging.INFO)
     handler.emit = lambda record: messages.append(record.getMessage())
     logger.addHandler(handler)
     try:
@@ -77,14 +77,14 @@ def _warnings_while(action):
 
 @pytest.mark.parametrize('queue_len, warned', [(8, True), (64, True),
                                                 (7, False)])
-def test_warns_once_when_a_queue_holds_an_epoch_of_keys(
+def test_notes_once_when_a_queue_holds_an_epoch_of_keys(
         make_runner, tmp_path, queue_len, warned):
     # 8 images, batch 2: 4 steps of 2 keys, an epoch is 8 keys per queue.
     from engine_toys import ToyContrastiveModel
     runner = make_runner(
         tmp_path, model=ToyContrastiveModel(queue_len=queue_len),
         max_iters=3, custom_hooks=[dict(type='QueueUpdateHook')])
-    messages = _warnings_while(runner.train)
+    messages = _queue_notes_while(runner.train)
     if not warned:
         assert messages == []
         return
