@@ -20,13 +20,14 @@ import textwrap
 import typing
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.dataset import InfiniteSampler
 from mmengine.dist import get_world_size
 from mmengine.registry import Registry
 from torch.utils.data import DataLoader
 
 from densevit import registry as densevit_registry
+from .strategy_setup import strategy_problems
 
 # Keyword arguments of mmengine's Runner: a top-level key close to one of
 # these but not equal is almost surely a typo of it.
@@ -37,7 +38,7 @@ RUNNER_KEYS = (
     'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from',
     'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level',
     'visualizer', 'default_scope', 'randomness', 'experiment_name', 'cfg',
-    'model_wrapper_cfg', 'runner_type', 'compile')
+    'model_wrapper_cfg', 'runner_type', 'compile', 'strategy')
 
 # Keys every registry passes to builders besides the constructor's own;
 # ``_delete_`` is mmengine's config-merge marker.
@@ -54,9 +55,10 @@ _FIELD_BUILDER_KEYS = {
 }
 
 # Fields whose ``type`` is resolved by a builder with its own conventions
-# (collate functions, ...) or by a component that interprets them itself.
+# (collate functions, ...) or by a component that interprets them itself;
+# ``strategy`` is checked by :func:`.strategy_setup.strategy_problems`.
 _OPAQUE_FIELDS = {'init_cfg', 'collate_fn', 'paramwise_cfg', 'backend_args',
-                  'file_client_args'}
+                  'file_client_args', 'strategy'}
 
 # Keys of a ``*_dataloader`` dict: torch's DataLoader arguments plus those
 # mmengine's ``Runner.build_dataloader`` takes out first.
@@ -335,6 +337,23 @@ def _patch_size_problems(cfg: Config) -> Iterator[str]:
                    f'{size_key}={fixed}.')
 
 
+def _backbone_arch_problems(cfg: Config) -> Iterator[str]:
+    """A ``DenseViTBackbone`` arch the backbone would refuse, reported with
+    its dotted path before anything is built (the backbone's own check,
+    :func:`resolve_arch`, is the one definition of a valid arch)."""
+    from densevit.models.backbones.densevit_backbone import resolve_arch
+    model = cfg.get('model')
+    backbone = model.get('backbone') if isinstance(model, dict) else None
+    if not isinstance(backbone, dict) or backbone.get('type') not in (
+            'DenseViTBackbone', 'densevit.DenseViTBackbone'):
+        return
+    arch = backbone.get('arch', 'deit-small')
+    try:
+        resolve_arch(arch.to_dict() if isinstance(arch, ConfigDict) else arch)
+    except (TypeError, ValueError) as exc:
+        yield f'`model.backbone.arch={arch!r}`: {exc}'
+
+
 def _pretrained_problems(node: Any, path: str) -> Iterator[str]:
     """Empty or missing ``Pretrained`` checkpoints, which fail mid-init."""
     if isinstance(node, dict):
@@ -365,8 +384,9 @@ def check_config(cfg: Config, training: bool = True) -> None:
     """Raise one ``ValueError`` listing every mistake found, each with its
     dotted field: unknown types, arguments, dataloader settings and
     top-level fields (with the closest valid name), text given for a
-    numeric argument, and view sizes that are not a multiple of the
-    backbone's patch size.
+    numeric argument, view sizes that are not a multiple of the
+    backbone's patch size, and a FlexibleRunner ``strategy`` DenseViT
+    cannot run (:func:`~.strategy_setup.strategy_problems`).
 
     Args:
         cfg (Config): the config to check.
@@ -402,6 +422,8 @@ def check_config(cfg: Config, training: bool = True) -> None:
             problems.extend(
                 _argument_problems(path, node, type_name, params))
     problems.extend(_patch_size_problems(cfg))
+    problems.extend(_backbone_arch_problems(cfg))
+    problems.extend(strategy_problems(cfg))
     if training:
         problems.extend(_pretrained_problems(cfg.get('model'), 'model'))
         problems.extend(_train_length_problems(cfg.get('train_cfg')))

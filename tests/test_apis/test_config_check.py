@@ -133,6 +133,10 @@ def demo_cfg():
      r"`optim_wrapper.optimizer.lr='abc'` must be a number"),
     (('train_cfg.max_epochs', 0),
      r'`train_cfg.max_epochs=0` must be a positive integer'),
+    # mmpretrain ignores unknown arch keys: the default depth would train.
+    (('model.backbone.arch.num_layer', 3),
+     r"`model.backbone.arch=.*unknown key\(s\) \['num_layer'\] \(did you "
+     r"mean 'num_layers'"),
 ])
 def test_cli_option_mistakes_named_with_path(option, match):
     cfg = apply_cli_options(demo_cfg(), 'demo.py',
