@@ -1,45 +1,13 @@
 """End to end: tools/train.py → checkpoint → --resume → tools/test.py."""
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from launch_helpers import (QUEUE_RECORDER, REPO_ROOT, TINY_OVERRIDES,
+                            free_port, run_tool, tool_env)
 from test_checkpoint_tools import load_tool
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO = REPO_ROOT / 'configs/densevit/' \
-    'densevit_vit-tiny-d4-p8_1xb32-demo-coslr-4e_synthetic-64px.py'
-
-TINY_OVERRIDES = f"""
-_base_ = '{DEMO}'
-model = dict(
-    backbone=dict(
-        arch=dict(_delete_=True, embed_dims=32, num_layers=1, num_heads=2)),
-    neck=dict(in_channels=32, hid_channels=64, out_channels=16),
-    dense_loss=dict(queue_len=64, feat_dim=16),
-    global_loss=dict(queue_len=64, feat_dim=16))
-train_dataloader = dict(
-    batch_size=8, num_workers=0, persistent_workers=False,
-    dataset=dict(num_samples=40))
-probe_dataloader = dict(
-    batch_size=16, num_workers=0, persistent_workers=False,
-    dataset=dict(num_samples=32))
-test_dataloader = dict(
-    batch_size=16, num_workers=0, dataset=dict(num_samples=32))
-default_hooks = dict(logger=dict(interval=1))
-"""
-
-
-def run_tool(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
 
 def test_train_resume_test(tmp_path):
     config = tmp_path / 'tiny_demo.py'
@@ -95,48 +63,13 @@ def test_train_resume_test(tmp_path):
 def test_train_rejects_bad_config(tmp_path):
     config = tmp_path / 'bad.py'
     config.write_text(TINY_OVERRIDES + "\nmodel['neck']['typo_arg'] = 1\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / 'tools/train.py'), str(config),
          '--work-dir', str(tmp_path / 'w')],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        cwd=tmp_path, env=tool_env(), capture_output=True, text=True,
+        timeout=300)
     assert proc.returncode != 0
     assert 'model.neck.typo_arg' in proc.stderr
-
-
-# A hook for the two-rank run: it keeps each step's keys as the losses
-# recorded them (before QueueUpdateHook, ABOVE_NORMAL, enqueues and clears
-# them) and, at the end, both queues, one file per rank.
-QUEUE_RECORDER = """
-import torch
-from mmengine.dist import get_rank
-from mmengine.hooks import Hook
-from mmpretrain.utils import get_ori_model
-
-from densevit.registry import HOOKS
-
-
-@HOOKS.register_module()
-class QueueRecorder(Hook):
-    priority = 'HIGHEST'
-
-    def before_train(self, runner):
-        self.steps = []
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        model = get_ori_model(runner.model)
-        self.steps.append({name: getattr(model, name).pending_keys.clone()
-                           for name in ('global_loss', 'dense_loss')})
-
-    def after_train(self, runner):
-        model = get_ori_model(runner.model)
-        torch.save(
-            dict(steps=self.steps,
-                 queues={name: getattr(model, name).queue.keys.clone()
-                         for name in ('global_loss', 'dense_loss')}),
-            f'{runner.work_dir}/queues_rank{get_rank()}.pth')
-"""
 
 
 def test_two_process_cpu_training_with_dist_train_sh(tmp_path):
@@ -148,13 +81,12 @@ custom_hooks = [*_base_.custom_hooks, dict(type='QueueRecorder')]
 """)
     (tmp_path / 'queue_recorder.py').write_text(QUEUE_RECORDER)
     work_dir = tmp_path / 'dist'
-    env = dict(os.environ, PYTHONPATH=f'{REPO_ROOT}{os.pathsep}{tmp_path}',
-               PORT=str(29500 + os.getpid() % 1000))
     proc = subprocess.run(
         ['bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(config), '2',
          '--work-dir', str(work_dir), '--cfg-options',
          'train_cfg.max_epochs=1'],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        cwd=tmp_path, env=tool_env(tmp_path, PORT=free_port()),
+        capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ckpt = torch.load(work_dir / 'epoch_1.pth', weights_only=True)
     # 40 images over 2 ranks x 8 per batch: 2 full steps (drop_last); each
@@ -280,7 +212,7 @@ def test_train_tool_prints_a_config_mistake_without_a_traceback(tmp_path):
         [sys.executable, str(REPO_ROOT / 'tools/train.py'), str(config),
          '--work-dir', str(tmp_path / 'work'), '--cfg-options',
          'train_dataloader.batchsize=4'],
-        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        cwd=tmp_path, env=tool_env(),
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1
     assert 'ConfigError' in proc.stderr
