@@ -21,6 +21,7 @@ from densevit.engine.work_dir_lock import (WorkDirLockedError,
 from densevit.registry import RUNNERS
 from .config_check import ConfigError, check_config, check_train_batches
 from .metric_table import metric_rows
+from .strategy_setup import adapt_strategy
 from .model_conversion import ConversionError
 
 
@@ -150,7 +151,8 @@ def build_runner(cfg: Config, training: bool = True) -> Runner:
             that an epoch holds a batch) or only test. Defaults to True.
     """
     check_config(cfg, training=training)
-    notes = adapt_to_device(cfg) + relax_worker_settings(cfg)
+    notes = (adapt_to_device(cfg) + adapt_strategy(cfg) +
+             relax_worker_settings(cfg))
     notes += start_cpu_process_group(cfg)
     if training:  # before the Runner writes logs into the work dir
         lock_work_dir_for_training(cfg)

@@ -167,15 +167,59 @@ upstream behaviour itself; when an upgrade makes it fail, delete the entry
      stages in eval mode. Premises:
      ``test_densevit_backbone.py::test_stock_pretrained_init_loads_a_mismatching_checkpoint_silently``,
      ``test_densevit_backbone.py::test_stock_vit_unfreezes_frozen_stages_in_train_mode``.
+
+10. ``flexible_runner``: :class:`FlexibleRunner` (registered in
+    ``densevit.registry.RUNNERS`` under mmengine's name, built by
+    ``runner_type='FlexibleRunner'``), :class:`FSDPStrategy`,
+    :func:`adapt_strategy_to_cpu`; with
+    :func:`~.atomic_local_backend.atomic_file`.
+
+    - Works around (mmengine 0.10.0 to 0.11.0rc0, torch 2.x): (a)
+      ``FlexibleRunner.train`` calls ``load_or_resume`` before the
+      ``before_run`` hooks (the Runner after them), so
+      :class:`AtomicCheckpointHook` chooses the checkpoint of an automatic
+      resume too late, and mmengine's ``find_latest_checkpoint`` reads the
+      relative pointer as a path from the current directory; (b) the
+      strategies' ``save_checkpoint`` write with mmengine's in-place local
+      backend whatever ``backend_args`` the hook passes; (c)
+      ``FSDPStrategy.load_optim_state_dict`` passes its arguments to
+      torch's ``FSDP.optim_state_dict_to_load`` in torch 1.13's order, so
+      an FSDP resume fails; (d) ``DDPStrategy`` and ``FSDPStrategy`` give
+      the model wrapper ``LOCAL_RANK`` as a GPU id, and FSDP refuses
+      ``device_id=None`` without an accelerator (it runs on the CPU given
+      ``'cpu'``); (e) for CPU tensors, torch's full optimizer state dict
+      with ``offload_to_cpu=True`` (``state_dict_cfg='full'``) makes every
+      state of a parameter a view of one gather buffer: all hold the last
+      state gathered.
+    - Plugged in: (a) ``load_or_resume`` lets the hook choose first; (b)
+      the hook's atomic ``backend_args`` make ``save_checkpoint`` write a
+      temporary file renamed over the checkpoint on rank 0; (c)
+      ``FlexibleRunner.build_strategy`` builds :class:`FSDPStrategy` for
+      ``type='FSDPStrategy'``; (d, e) :func:`densevit.apis.build_runner`
+      applies :func:`adapt_strategy_to_cpu` (device ids, and full state
+      dicts without ``offload_to_cpu``) on a machine without a GPU.
+    - Delete when: (a) ``FlexibleRunner`` runs ``before_run`` before loading
+      (or 8 (b) is gone); (b) the strategies honour ``backend_args``; (c)
+      mmengine passes the arguments by name; (d) the strategies leave
+      device ids unset for CPU processes; (e) torch copies offloaded CPU
+      states. Premises:
+      ``test_flexible_runner.py::test_stock_flexible_runner_loads_before_before_run``,
+      ``test_flexible_runner.py::test_stock_strategy_writes_in_place``,
+      ``test_flexible_runner.py::test_stock_fsdp_strategy_cannot_load_optimizer_state``,
+      ``test_flexible_runner.py::test_stock_fsdp_needs_a_device_on_cpu``,
+      ``test_fsdp.py::test_stock_offloaded_optimizer_states_alias_on_cpu``.
 """
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .atomic_local_backend import (ATOMIC_LOCAL_BACKEND, AtomicLocalBackend,
-                                   atomic_write_bytes, remove_stale_temp_files)
+                                   atomic_file, atomic_write_bytes,
+                                   remove_stale_temp_files)
 from .checkpoint_files import (UnreadableCheckpointError,
                                find_resumable_checkpoint,
                                last_checkpoint_entry, load_from_local_file,
                                read_last_checkpoint)
 from .cpu_distributed import clear_ddp_device_ids, start_cpu_process_group
+from .flexible_runner import (FlexibleRunner, FSDPStrategy,
+                              adapt_strategy_to_cpu)
 from .resumable_epoch_loop import ResumableEpochBasedTrainLoop
 from .rng_state import get_rng_state, set_rng_state
 from .train_state_hook import TrainStateHook
@@ -183,10 +227,11 @@ from .weights_only import TYPE_KEY, from_weights_only, to_weights_only
 
 __all__ = [
     'ATOMIC_LOCAL_BACKEND', 'AtomicCheckpointHook', 'AtomicLocalBackend',
-    'ResumableEpochBasedTrainLoop', 'TYPE_KEY', 'TrainStateHook',
-    'UnreadableCheckpointError', 'atomic_write_bytes', 'clear_ddp_device_ids',
-    'find_resumable_checkpoint', 'from_weights_only', 'get_rng_state',
-    'last_checkpoint_entry', 'load_from_local_file', 'read_last_checkpoint',
-    'remove_stale_temp_files', 'set_rng_state', 'start_cpu_process_group',
-    'to_weights_only'
+    'FSDPStrategy', 'FlexibleRunner', 'ResumableEpochBasedTrainLoop',
+    'TYPE_KEY', 'TrainStateHook', 'UnreadableCheckpointError',
+    'adapt_strategy_to_cpu', 'atomic_file', 'atomic_write_bytes',
+    'clear_ddp_device_ids', 'find_resumable_checkpoint', 'from_weights_only',
+    'get_rng_state', 'last_checkpoint_entry', 'load_from_local_file',
+    'read_last_checkpoint', 'remove_stale_temp_files', 'set_rng_state',
+    'start_cpu_process_group', 'to_weights_only'
 ]

@@ -2,19 +2,37 @@
 never resumes from or loads a broken or ill-fitting one."""
 import os.path as osp
 
+import torch
 from mmengine.dist import (barrier, broadcast_object_list, get_world_size,
                            is_main_process)
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
+from torch import nn
+from torch.distributed.fsdp import FullyShardedDataParallel
 
 from densevit.engine.utils.state_dict_check import (CheckpointMismatchError,
                                                     check_state_dict,
                                                     state_dict_of)
-from densevit.registry import HOOKS
+from densevit.registry import HOOKS, MODELS
 from .atomic_local_backend import (ATOMIC_LOCAL_BACKEND, atomic_write_bytes,
                                    remove_stale_temp_files)
 from .checkpoint_files import (LAST_CHECKPOINT, find_resumable_checkpoint,
                                last_checkpoint_entry)
+
+
+def _model_to_check(runner) -> nn.Module:
+    """The model a checkpoint's weights must fit: the unwrapped model, or,
+    where FSDP units hold shards of it, a build of its config on the meta
+    device (no memory): FSDPStrategy's full state dict has the unwrapped
+    model's names and shapes."""
+    model = runner.model
+    if is_model_wrapper(model):
+        model = model.module
+    if not any(isinstance(module, FullyShardedDataParallel)
+               for module in model.modules()):
+        return model
+    with torch.device('meta'):
+        return MODELS.build(runner.cfg.model)
 
 
 @HOOKS.register_module()
@@ -55,7 +73,8 @@ class AtomicCheckpointHook(CheckpointHook):
       :class:`~densevit.engine.utils.CheckpointMismatchError` listing
       missing, unexpected and wrongly shaped weights (MMEngine only warns
       and keeps their initial values). ``strict_load=False`` loads what
-      fits and logs the rest; a resume is always strict.
+      fits and logs the rest; a resume is always strict. A model sharded by
+      FSDP is compared through a meta-device build of ``cfg.model``.
     - Ranks leave together. ``after_run`` waits on a barrier in a
       distributed run, so no rank exits while rank 0 still writes the final
       checkpoint: a rank that dies at interpreter exit (e.g. a gloo thread
@@ -116,11 +135,8 @@ class AtomicCheckpointHook(CheckpointHook):
                 '`meta`/`state_dict`), so training cannot resume from it. '
                 f'Fix: start from its weights with --cfg-options '
                 f'load_from={source} instead of --resume.')
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
         check_state_dict(
-            model,
+            _model_to_check(runner),
             state_dict_of(checkpoint, source),
             source,
             strict=self.strict_load or resuming,

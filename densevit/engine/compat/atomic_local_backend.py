@@ -1,10 +1,11 @@
 """A local file backend whose writes are atomic."""
+import contextlib
 import os
 import os.path as osp
 import re
 import uuid
 from pathlib import Path
-from typing import List, Union
+from typing import Iterator, List, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
@@ -31,15 +32,16 @@ def _fsync_dir(dirname: str) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
-    """Write ``data`` to ``filepath`` so readers see the old or the new file.
+@contextlib.contextmanager
+def atomic_file(filepath: Union[str, Path]) -> Iterator[str]:
+    """Yield a temporary path for the caller to write ``filepath``'s new
+    content to; when the block ends, the file there is flushed to disk and
+    renamed over ``filepath`` (``os.replace``, atomic on POSIX and Windows),
+    so readers see the old or the new file, never a part.
 
-    The bytes go to a unique temporary file in the same directory, are
-    flushed to disk, and the file is renamed over ``filepath`` with
-    ``os.replace`` (atomic on POSIX and Windows). If anything raises, the
-    temporary file is removed and ``filepath`` is untouched; a killed process
-    may leave ``<name>.tmp-*`` debris (see :func:`remove_stale_temp_files`),
-    never a truncated ``filepath``.
+    If the block raises, the temporary file is removed and ``filepath`` is
+    untouched; a killed process may leave ``<name>.tmp-*`` debris (see
+    :func:`remove_stale_temp_files`), never a truncated ``filepath``.
     """
     filepath = str(filepath)
     dirname = osp.dirname(osp.abspath(filepath))
@@ -48,17 +50,27 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
     # whether the writer still runs.
     tmp_path = f'{filepath}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
-        # 'xb' (not mkstemp): regular permissions from the umask.
-        with open(tmp_path, 'xb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp_path
+        fd = os.open(tmp_path, os.O_RDWR)  # Windows fsyncs writable fds only
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp_path, filepath)
     except BaseException:
         if osp.exists(tmp_path):
             os.remove(tmp_path)
         raise
     _fsync_dir(dirname)
+
+
+def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
+    """Write ``data`` to ``filepath`` so readers see the old or the new file
+    (see :func:`atomic_file`)."""
+    with atomic_file(filepath) as tmp_path:
+        # 'xb' (not mkstemp): regular permissions from the umask.
+        with open(tmp_path, 'xb') as f:
+            f.write(data)
 
 
 def _process_running(pid: int) -> bool:

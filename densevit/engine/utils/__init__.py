@@ -1,4 +1,5 @@
 """Helpers shared by DenseViT's engine hooks and loaders."""
+from .fsdp_wrap_policy import module_type_wrap_policy
 from .model_utils import require_model_api
 from .state_dict_check import (CheckpointMismatchError, StateDictMismatch,
                                check_state_dict, compare_state_dict,
@@ -6,5 +7,6 @@ from .state_dict_check import (CheckpointMismatchError, StateDictMismatch,
 
 __all__ = [
     'CheckpointMismatchError', 'StateDictMismatch', 'check_state_dict',
-    'compare_state_dict', 'require_model_api', 'state_dict_of'
+    'compare_state_dict', 'module_type_wrap_policy', 'require_model_api',
+    'state_dict_of'
 ]

@@ -108,17 +108,56 @@ class KeyEncoderEMA(ExponentialMovingAverage):
         One fused ``torch._foreach_lerp_`` over all parameters (not one
         kernel per tensor), and no tensor is read back to the host.
 
+        Under FSDP (``use_orig_params=True``) both encoders' parameters are
+        this rank's shards, and the update averages them element by element:
+        correct when the key encoder is wrapped into FSDP units exactly as
+        the online encoder, so that each pair of shards covers the same
+        elements (see ``densevit.engine.utils.module_type_wrap_policy``).
+        Equal shard shapes on every rank imply that, and they are checked
+        at each update (shapes only, no tensor is read).
+
         Args:
             model (nn.Module): The online encoder, with the structure of
                 the one given at construction.
             step (int, optional): Number of finished training iterations
                 (see the class docstring).
+
+        Raises:
+            ValueError: a key parameter and its online parameter differ in
+                shape on this rank (key encoder sharded differently).
         """
-        torch._foreach_lerp_(
-            list(self.module.parameters()), list(model.parameters()),
-            self.momentum_at(step))
+        key_params = list(self.module.parameters())
+        online_params = list(model.parameters())
+        if len(key_params) != len(online_params) or any(
+                key.shape != online.shape
+                for key, online in zip(key_params, online_params)):
+            raise ValueError(self._misalignment(model))
+        torch._foreach_lerp_(key_params, online_params,
+                             self.momentum_at(step))
         # A ViT has no buffers, but a neck may (e.g. BatchNorm statistics):
         # kept equal to the online ones, as mmengine does by default.
         for key, online in zip(self.module.buffers(), model.buffers()):
             key.copy_(online)
         self.steps += 1
+
+    def _misalignment(self, model: nn.Module) -> str:
+        """The error message for parameters of the two encoders whose
+        shapes differ on this rank."""
+        key_params = dict(self.module.named_parameters())
+        online_params = dict(model.named_parameters())
+        pairs = list(zip(key_params.items(), online_params.items()))
+        detail = next(
+            (f'{key_name} has shape {tuple(key.shape)} on this rank, its '
+             f'online counterpart {online_name} {tuple(online.shape)}'
+             for (key_name, key), (online_name, online) in pairs
+             if key.shape != online.shape),
+            f'the key encoder has {len(key_params)} parameters, the online '
+            f'one {len(online_params)}')
+        return (
+            "The key encoder's parameters do not line up with the online "
+            f'encoder\'s: {detail}. Under FSDP each rank holds a shard of '
+            'both and the EMA averages them element by element, so the key '
+            'encoder must be wrapped into FSDP units exactly as the online '
+            'encoder. Fix: list the backbone and neck classes beside the '
+            "transformer layer in the strategy's auto_wrap_policy "
+            "module_types (see configs/_base_/fsdp_runtime.py).")

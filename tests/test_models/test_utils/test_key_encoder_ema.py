@@ -96,3 +96,22 @@ def test_cosine_without_a_step_or_a_run_length_says_why():
 def test_bad_momentum_raises_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
         KeyEncoderEMA(nn.Linear(2, 2), **kwargs)
+
+
+def test_shards_that_do_not_line_up_are_refused():
+    """Under FSDP each encoder's parameters are this rank's shards; a key
+    encoder sharded unlike the online one (here a bias shard of 1 element
+    against 3, which lerp would broadcast) stops the update, naming both
+    parameters and the fix, and leaves the key encoder unchanged."""
+    online = nn.Linear(3, 3)
+    ema = KeyEncoderEMA(online, momentum=0.5)
+    with torch.no_grad():
+        ema.module.bias.data = ema.module.bias.data[:1].clone()
+    before = [p.clone() for p in ema.module.parameters()]
+    with pytest.raises(ValueError, match=r'bias has shape \(1,\) on this '
+                       r'rank, its online counterpart bias \(3,\)'
+                       r'.*auto_wrap_policy'):
+        ema.update_parameters(online)
+    for key, old in zip(ema.module.parameters(), before):
+        assert torch.equal(key, old)
+    assert int(ema.steps) == 0
