@@ -93,7 +93,9 @@ def test_config_builds(path, tmp_path):
     model_cfg = copy.deepcopy(cfg.model)
     if 'init_cfg' in model_cfg.get('backbone', {}):
         model_cfg.backbone.init_cfg = None  # no pretrained file in a test
-    model = MODELS.build(model_cfg)
+    # On the meta device: the constructors' checks run without the memory
+    # and initialisation time of ViT-L/H weights (the FSDP configs).
+    model = build_on_meta(MODELS.build, model_cfg)
     assert model is not None
 
     with DefaultScope.overwrite_default_scope('densevit'):
