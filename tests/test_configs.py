@@ -301,6 +301,37 @@ def test_post_pretraining_refuses_a_checkpoint_of_another_model(tmp_path):
         MODELS.build(cfg.model).init_weights()
 
 
+def test_before_checkpoint_holds_the_converted_weights(tmp_path):
+    """The docs' baseline: init_checkpoint.py on a post-pretraining config
+    saves the converted timm weights in both encoders, a checkpoint
+    tools/test.py scores like a trained one."""
+    from test_tools.test_checkpoint_tools import load_tool
+    cfg, weights = cpu_post_pretraining_model(tmp_path)
+    cfg.dump(str(tmp_path / 'post_pretrain.py'))
+    load_tool('tools/analysis_tools/init_checkpoint.py').main(
+        [str(tmp_path / 'post_pretrain.py'), str(tmp_path / 'before.pth')])
+    state = torch.load(tmp_path / 'before.pth',
+                       weights_only=True)['state_dict']
+    for prefix in ('backbone.', 'key_encoder.module.backbone.'):
+        for key, value in weights.items():
+            assert torch.equal(state[prefix + key], value), prefix + key
+
+
+def test_post_pretraining_benchmark_fits_its_training_config():
+    """The dense-probe benchmark of the timm-initialised ViT-S normalises as
+    its training config and loads its checkpoints strictly."""
+    from densevit.engine.utils import compare_state_dict
+    configs = REPO_ROOT / 'configs' / 'densevit'
+    train = Config.fromfile(str(configs / next(iter(POST_PRETRAINING))))
+    bench = Config.fromfile(str(
+        configs / 'benchmarks' /
+        'dense-probe_vit-small-p16-timm-init_voc-224px.py'))
+    assert bench.model.data_preprocessor == train.model.data_preprocessor
+    trained = build_on_meta(MODELS.build, train.model).state_dict()
+    assert not compare_state_dict(
+        build_on_meta(MODELS.build, bench.model), trained)
+
+
 def test_layer_decay_option_gives_each_depth_its_lr(tmp_path):
     """The schedule's documented layer-wise decay on DenseViT's names:
     backbone.layers.k gets lr * rate**(L - k), the stem rate**(L + 1), the

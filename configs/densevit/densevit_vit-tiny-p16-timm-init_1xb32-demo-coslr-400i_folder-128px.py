@@ -1,19 +1,23 @@
 # The post-pretraining path on a CPU: timm's ViT-Ti/16 (vit_tiny_patch16_224,
 # 5.7M parameters) post-pretrained on a folder of photos at 128 px (an 8x8
-# patch grid, the demo's), 400 steps of 32 images. The demo model's
-# settings (1,024-key queues, match_window=1, momentum 0.01) around the
-# converted backbone; a tenth of the demo's learning rate.
+# patch grid, the demo's), 400 steps of 32 images. A step costs about 2.5
+# steps of the folder demo (measured side by side), so the run takes about
+# as long as 1,000 demo steps: some 5 minutes on 2 CPU cores. The demo
+# model's settings (1,024-key queues, match_window=1, momentum 0.01) around
+# the converted backbone; a tenth of the demo's learning rate.
 #
 # checkpoints/vit-tiny-p16_timm.pth is what the converter writes:
 #   python tools/model_converters/timm_to_densevit.py vit-tiny-p16.pth \
 #       checkpoints/vit-tiny-p16_timm.pth --timm-model vit_tiny_patch16_224
 # from torch.save(timm.create_model('vit_tiny_patch16_224', pretrained=True)
-# .state_dict(), 'vit-tiny-p16.pth'). Then
-#   python tools/dataset_converters/export_sample_photos.py data/sample_photos
-#   python tools/train.py configs/densevit/densevit_vit-tiny-p16-timm-init_1xb32-demo-coslr-400i_folder-128px.py
+# .state_dict(), 'vit-tiny-p16.pth'). Then, on a folder of at least 32
+# photos (one batch), and scored on real photographs (correspondence
+# accuracy; data/sample_photos from export_sample_photos.py):
+#   python tools/train.py configs/densevit/densevit_vit-tiny-p16-timm-init_1xb32-demo-coslr-400i_folder-128px.py \
+#       --cfg-options train_dataloader.dataset.data_root=/path/to/photos
 #   python tools/test.py configs/densevit/densevit_vit-tiny-p16-timm-init_1xb32-demo-coslr-400i_folder-128px.py \
 #       work_dirs/densevit_vit-tiny-p16-timm-init_1xb32-demo-coslr-400i_folder-128px/iter_400.pth
-# (docs/get_started.md, "Start from a timm ViT").
+# (docs/get_started.md, "Start from a timm ViT", has the whole path).
 _base_ = [
     '../_base_/models/densevit_vit-tiny-d4-p8.py',
     '../_base_/datasets/photo_folder_64px.py',
