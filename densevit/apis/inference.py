@@ -24,6 +24,9 @@ def init_model(config: Union[str, Config],
             ``torch.load(weights_only=True)`` (DenseViT writes checkpoints
             that need nothing else); an unreadable file raises
             :class:`~densevit.engine.compat.UnreadableCheckpointError`.
+            With ``strict``, the config's ``Pretrained`` inits are skipped
+            (the checkpoint replaces every weight), so their files need
+            not exist.
         device (str): where to put the model. Defaults to 'cpu'.
         strict (bool): raise
             :class:`~densevit.engine.utils.CheckpointMismatchError` when the
@@ -40,7 +43,13 @@ def init_model(config: Union[str, Config],
         raise ValueError('The config has no `model` field; pass a DenseViT '
                          'training or benchmark config.')
     import densevit.models  # noqa: F401 (registers the model types)
-    model = MODELS.build(config.model)
+    model_cfg = config.model
+    if checkpoint is not None and strict:
+        # The checkpoint replaces every weight: the file a Pretrained init
+        # names (the converted timm weights a post-pretraining config starts
+        # from) need not be at hand.
+        model_cfg = _without_pretrained_init(model_cfg)
+    model = MODELS.build(model_cfg)
     model.init_weights()
     if checkpoint is not None:
         # Local paths go through densevit.engine.compat's weights-only loader.
@@ -51,6 +60,24 @@ def init_model(config: Union[str, Config],
                          partial_option='strict=False')
         load_state_dict(model, state_dict, strict=False)
     return model.to(device).eval()
+
+
+def _without_pretrained_init(node):
+    """A copy of a config node without its ``Pretrained`` init_cfgs."""
+    if isinstance(node, (list, tuple)):
+        return type(node)(_without_pretrained_init(item) for item in node
+                          if not _is_pretrained(item))
+    if not isinstance(node, dict):
+        return node
+    stripped = {key: _without_pretrained_init(value)
+            for key, value in node.items()}
+    if _is_pretrained(node.get('init_cfg')):
+        stripped['init_cfg'] = None
+    return stripped
+
+
+def _is_pretrained(init_cfg) -> bool:
+    return isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
 
 
 def _to_batch(image: Union[str, np.ndarray, Image.Image],
