@@ -1,5 +1,11 @@
-"""Train a DenseViT model: ``python tools/train.py CONFIG [options]``."""
+"""Train a DenseViT model: ``python tools/train.py CONFIG [options]``.
+
+Under ``torchrun --max-restarts`` (``MAX_RESTARTS`` of tools/dist_train.sh),
+a restarted process resumes from the newest checkpoint of the work dir by
+itself (``elastic_restart`` of :func:`densevit.apis.apply_cli_options`).
+"""
 import argparse
+import os
 
 from mmengine.config import Config
 
@@ -39,7 +45,10 @@ def main():
         amp=args.amp,
         auto_scale_lr=args.auto_scale_lr,
         cfg_options=args.cfg_options,
-        launcher=args.launcher)
+        launcher=args.launcher,
+        # torchrun counts the restarts of the processes it started.
+        elastic_restart=int(os.environ.get('TORCHELASTIC_RESTART_COUNT',
+                                           '0')) > 0)
     build_runner(cfg).train()
 
 

@@ -12,9 +12,10 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from densevit.engine.compat import (clear_ddp_device_ids,
+from densevit.engine.compat import (UnreadableCheckpointError,
+                                    clear_ddp_device_ids,
+                                    read_last_checkpoint,
                                     start_cpu_process_group)
-from densevit.engine.compat import UnreadableCheckpointError
 from densevit.engine.utils import CheckpointMismatchError
 from densevit.engine.work_dir_lock import (WorkDirLockedError,
                                           lock_work_dir_for_training)
@@ -49,7 +50,8 @@ def apply_cli_options(cfg: Config,
                       amp: bool = False,
                       auto_scale_lr: bool = False,
                       cfg_options: Optional[dict] = None,
-                      launcher: str = 'none') -> Config:
+                      launcher: str = 'none',
+                      elastic_restart: bool = False) -> Config:
     """Merge mmpretrain-style command-line options into ``cfg``.
 
     Args:
@@ -64,6 +66,13 @@ def apply_cli_options(cfg: Config,
             by the real batch size over ``auto_scale_lr.base_batch_size``.
         cfg_options (dict, optional): ``--cfg-options`` overrides.
         launcher (str): ``--launcher``.
+        elastic_restart (bool): this process replaces one that failed
+            (``torchrun --max-restarts``, ``tools/dist_train.sh`` with
+            ``MAX_RESTARTS``): once the work dir has a checkpoint (its
+            ``last_checkpoint`` pointer), training resumes from the newest
+            one that loads, whatever ``resume`` and ``load_from`` say, so
+            the job continues where it was saved last. Before the first
+            save it starts as the first attempt did.
     """
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -84,6 +93,9 @@ def apply_cli_options(cfg: Config,
     elif resume is not None:
         cfg.resume = True
         cfg.load_from = resume
+    if elastic_restart and read_last_checkpoint(cfg.work_dir) is not None:
+        cfg.resume = True
+        cfg.load_from = None
     if auto_scale_lr:
         if 'auto_scale_lr' not in cfg or \
                 'base_batch_size' not in cfg.auto_scale_lr:

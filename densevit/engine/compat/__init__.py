@@ -78,14 +78,18 @@ upstream behaviour itself; when an upgrade makes it fail, delete the entry
    :func:`start_cpu_process_group`.
 
    - Works around: mmengine's ``init_dist`` calls ``torch.cuda.set_device``
-     before ``init_process_group`` even for gloo, and ``Runner.wrap_model``
+     before ``init_process_group`` even for gloo, for the ``pytorch``
+     (torchrun) and ``slurm`` launchers alike, and ``Runner.wrap_model``
      passes ``device_ids=[LOCAL_RANK]`` to DDP (0.10.0 to 0.11.0rc0); both
      fail without a GPU.
    - Plugged in: ``densevit.apis.build_runner`` (``tools/train.py``,
-     ``tools/test.py``).
+     ``tools/test.py``): :func:`start_cpu_process_group` runs mmengine's
+     ``init_dist`` (backend gloo) with ``set_device`` a no-op for the call,
+     before the Runner, which then keeps the group.
    - Delete when: ``init_dist`` skips ``set_device`` without CUDA and
      ``wrap_model`` leaves ``device_ids`` unset for CPU models. Premise:
-     ``test_cpu_distributed.py::test_mmengine_init_dist_needs_a_gpu``.
+     ``test_cpu_distributed.py::test_mmengine_init_dist_needs_a_gpu``
+     (both launchers).
 
 6. Not in this package: ``densevit.datasets.transforms.RandomColorJitter``.
 
@@ -208,6 +212,23 @@ upstream behaviour itself; when an upgrade makes it fail, delete the entry
       ``test_flexible_runner.py::test_stock_fsdp_strategy_cannot_load_optimizer_state``,
       ``test_flexible_runner.py::test_stock_fsdp_needs_a_device_on_cpu``,
       ``test_fsdp.py::test_stock_offloaded_optimizer_states_alias_on_cpu``.
+
+11. Not in this package: the rendezvous of ``tools/dist_train.sh`` with
+    ``MAX_RESTARTS``.
+
+    - Works around (torch 2.14): torchrun's static rendezvous
+      (``--master_addr/--master_port``) hands every attempt's processes the
+      same store, and so does the c10d one while its store is shared, so a
+      restarted process group can read the failed attempt's addresses
+      (gloo connects to a dead port, NCCL takes a stale id;
+      pytorch/pytorch#135712).
+    - Plugged in: with ``MAX_RESTARTS > 0`` the script starts torchrun with
+      ``--rdzv_backend=c10d`` and ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``
+      (each attempt's processes start a store of their own).
+    - Delete when: the static rendezvous gives each attempt a fresh store
+      (or prefixes its keys); then ``MAX_RESTARTS`` needs only
+      ``--max_restarts``. Premise:
+      ``test_cluster_launch.py::test_stock_static_rendezvous_keeps_the_failed_attempts_keys``.
 """
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .atomic_local_backend import (ATOMIC_LOCAL_BACKEND, AtomicLocalBackend,
