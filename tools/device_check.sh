@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Every GPU check DenseViT has, as one command for a short device lease:
-# the CUDA tests (tests/test_cuda), then the H200 benchmark whose numbers go
-# in docs/performance.md.
+# the CUDA tests (tests/test_cuda; with the FSDP config in bf16 and its
+# resume), the H200 benchmark whose numbers go in docs/performance.md, and
+# the memory of a ViT-S/B/L training step at batch 64 in bf16 for
+# docs/distributed.md.
 #
 #   bash tools/device_check.sh [OUT_DIR]      (default: $OUT, else
 #                                              work_dirs/device_check)
 #
 # On an image without mmengine / mmcv-lite / mmpretrain the wheels in .whl/
 # (requirements/mminstall.txt and device.txt; docs/performance.md) are
-# installed to /tmp/site first. Exit status: non-zero if a test or the benchmark failed.
+# installed to /tmp/site first. Exit status: non-zero if a test, the
+# benchmark or a memory measurement failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-work_dirs/device_check}}
@@ -47,5 +50,18 @@ python3 tools/benchmark/benchmark.py --mode all --device cuda --precision bf16 \
     tee "$out/benchmark.log"
 bench_rc=${PIPESTATUS[0]}
 
-echo "cuda tests exit $tests_rc, benchmark exit $bench_rc"
-[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
+# One process holds the whole model (as under DDP); the shards of FSDP over
+# N GPUs follow from it (docs/distributed.md, "Memory per GPU").
+memory_rc=0
+for arch in deit-small deit-base large; do
+    python3 tools/benchmark/memory_per_gpu.py \
+        configs/densevit/densevit_vit-large-p16_8xb64-fsdp-amp-coslr-100e_in1k.py \
+        --arch "$arch" --batch 64 --device cuda --precision bf16 \
+        --out "$out/memory_${arch}_b64_bf16.json" 2>&1 |
+        tee -a "$out/memory.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || memory_rc=1
+done
+
+echo "cuda tests exit $tests_rc, benchmark exit $bench_rc," \
+    "memory exit $memory_rc"
+[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$memory_rc" -eq 0 ]
