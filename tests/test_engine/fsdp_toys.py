@@ -66,7 +66,7 @@ class Record(Hook):
             max(float((after[n] - expected[n]).abs().max()) for n in keys))
         self.ema_moves.append(
             max(float((after[n] - before[n]).abs().max()) for n in keys))
-        self.losses.append(float(outputs['loss']))
+        self.losses.append(float(outputs['loss'].detach()))
         self.params.append(after)
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
+from mmengine.logging import MessageHub
 from mmengine.runner import loops
 from torch import nn
 from torch.distributed.fsdp import (FullOptimStateDictConfig,
@@ -66,6 +67,26 @@ def train_under_strategies(rank, root, results) -> None:
     ddp_cfg = tiny_config(root / 'ddp')
     ddp_cfg.strategy = dict(type='DDPStrategy')
     ddp, _ = train(ddp_cfg)
+    # The shipped configs probe the frozen features during training.
+    probed = tiny_config(root / 'probed')
+    probed.train_cfg.max_epochs = 1
+    probed.probe_dataloader = dict(
+        batch_size=4,
+        num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        collate_fn=dict(type='default_collate'),
+        dataset=dict(
+            type='SyntheticShapes', num_samples=16, img_size=32,
+            num_classes=6, seed=4, test_mode=True,
+            pipeline=[dict(type='ResizeWithMask', size=32),
+                      dict(type='PackDenseInputs')]))
+    probed.custom_hooks.append(
+        dict(type='ProbeHook', dataloader='probe_dataloader', interval=1,
+             evaluator=[dict(type='KNNAccuracy', num_classes=6),
+                        dict(type='LinearProbeAccuracy', num_classes=6)]))
+    train(probed)
+    probes = {name: MessageHub.get_current_instance().get_scalar(
+        name).current() for name in ('knn/top1', 'linear_probe/top1')}
     # The key encoder's stem and neck left in the root FSDP unit with the
     # online ones: its shards no longer line up.
     misaligned = tiny_config(root / 'misaligned')
@@ -85,6 +106,7 @@ def train_under_strategies(rank, root, results) -> None:
         resumed=(resumed.losses, resumed.params),
         resumed_queues=resumed_queues,
         ddp=(ddp.losses, ddp.params),
+        probes=probes,
         refusal=refusal)
 
 
@@ -132,6 +154,9 @@ def test_densevit_trains_and_resumes_under_fsdp(tmp_path):
     assert not any(torch.equal(s['exp_avg'], s['exp_avg_sq'])
                    for s in states.values())
     assert len(checkpoint['rng_states']) == 2
+    # ProbeHook's metrics (fitted on rank 0, broadcast) reach every rank.
+    assert results[0]['probes'] == results[1]['probes']
+    assert all(0 <= top1 <= 100 for top1 in results[0]['probes'].values())
     # A key encoder sharded unlike the online one is refused, on each rank.
     for rank in (0, 1):
         assert 'do not line up' in results[rank]['refusal']
