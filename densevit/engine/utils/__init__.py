@@ -3,10 +3,10 @@ from .fsdp_wrap_policy import module_type_wrap_policy
 from .model_utils import require_model_api
 from .state_dict_check import (CheckpointMismatchError, StateDictMismatch,
                                check_state_dict, compare_state_dict,
-                               state_dict_of)
+                               log_partial_load, state_dict_of)
 
 __all__ = [
     'CheckpointMismatchError', 'StateDictMismatch', 'check_state_dict',
-    'compare_state_dict', 'module_type_wrap_policy', 'require_model_api',
-    'state_dict_of'
+    'compare_state_dict', 'log_partial_load', 'module_type_wrap_policy',
+    'require_model_api', 'state_dict_of'
 ]

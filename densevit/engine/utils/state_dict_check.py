@@ -197,9 +197,14 @@ def check_state_dict(model: nn.Module,
             f'Checkpoint {source} does not fit the model '
             f'{type(model).__name__}:\n{mismatch.describe()}'
             f'{_prefix_hint(model, mismatch)}\n{fix}.')
+    log_partial_load(source, mismatch)
+    return mismatch
+
+
+def log_partial_load(source: str, mismatch: StateDictMismatch) -> None:
+    """Warn which weights a partial load of ``source`` leaves out."""
     print_log(
         f'Partial load of {source}: these weights keep their initial '
         f'values or are ignored:\n{mismatch.describe()}',
         logger='current',
         level=logging.WARNING)
-    return mismatch

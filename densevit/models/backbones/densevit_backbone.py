@@ -9,8 +9,9 @@ from mmengine.runner import CheckpointLoader
 from mmpretrain.models.backbones import VisionTransformer
 from torch import Tensor, nn
 
-from densevit.engine.utils import (CheckpointMismatchError, check_state_dict,
-                                   compare_state_dict, state_dict_of)
+from densevit.engine.utils import (CheckpointMismatchError,
+                                   compare_state_dict, log_partial_load,
+                                   state_dict_of)
 from densevit.registry import MODELS
 
 _REQUIRED_KEYS = ('embed_dims', 'num_layers', 'num_heads')
@@ -294,7 +295,7 @@ class DenseViTBackbone(VisionTransformer):
                 '--config CONFIG there checks a config), or strict=False in '
                 'the init_cfg to load only the weights that fit.')
         if mismatch:  # an explicit partial load: logged
-            check_state_dict(self, state, path, strict=False)
+            log_partial_load(path, mismatch)
             wrong_shape = {key for key, _, _ in mismatch.mismatched}
             state = {k: v for k, v in state.items() if k not in wrong_shape}
         self.load_state_dict(state, strict=False)
