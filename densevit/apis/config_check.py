@@ -27,6 +27,7 @@ from mmengine.registry import Registry
 from torch.utils.data import DataLoader
 
 from densevit import registry as densevit_registry
+from densevit.engine.utils import pretrained_init_cfgs
 from .strategy_setup import strategy_problems
 
 # Keyword arguments of mmengine's Runner: a top-level key close to one of
@@ -358,15 +359,26 @@ def _pretrained_problems(node: Any, path: str) -> Iterator[str]:
     """Empty or missing ``Pretrained`` checkpoints, which fail mid-init."""
     if isinstance(node, dict):
         init_cfg = node.get('init_cfg')
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            ckpt = init_cfg.get('checkpoint')
-            field = f'{path}.init_cfg.checkpoint'
+        for pretrained in pretrained_init_cfgs(init_cfg):
+            # A list's entry is named by its index: the field to override.
+            index = '' if isinstance(init_cfg, dict) else next(
+                f'[{i}]' for i, entry in enumerate(init_cfg)
+                if entry is pretrained)
+            field = f'{path}.init_cfg{index}.checkpoint'
+            ckpt = pretrained.get('checkpoint')
             if not ckpt:
+                # --cfg-options indexes a list with a dotted number.
+                option = re.sub(r'\[(\d+)\]', r'.\1', field)
                 yield (f'`{field}` is empty. Fix: pass the pretrained '
-                       f'checkpoint, e.g. --cfg-options {field}='
+                       f'checkpoint, e.g. --cfg-options {option}='
                        'work_dirs/<run>/epoch_N.pth')
             elif '://' not in str(ckpt) and not osp.exists(str(ckpt)):
-                yield f'`{field}`: no file {ckpt!r}.'
+                yield (f'`{field}`: no file {ckpt!r}. Fix: the path of a '
+                       'DenseViT checkpoint or backbone file; timm weights '
+                       'must be converted first: python '
+                       'tools/model_converters/timm_to_densevit.py SRC '
+                       f'{ckpt} --timm-model NAME --config CONFIG (see '
+                       'docs/get_started.md#start-from-a-timm-vit).')
         for key, value in node.items():
             yield from _pretrained_problems(value,
                                             f'{path}.{key}' if path else key)

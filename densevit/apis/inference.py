@@ -8,7 +8,8 @@ from mmengine.runner import CheckpointLoader, load_state_dict
 from PIL import Image
 from torch import Tensor, nn
 
-from densevit.engine.utils import check_state_dict, state_dict_of
+from densevit.engine.utils import (check_state_dict, pretrained_init_cfgs,
+                                   state_dict_of, without_pretrained_init_cfgs)
 from densevit.registry import MODELS
 
 
@@ -63,21 +64,17 @@ def init_model(config: Union[str, Config],
 
 
 def _without_pretrained_init(node):
-    """A copy of a config node without its ``Pretrained`` init_cfgs."""
+    """A copy of a config node without its ``Pretrained`` init_cfgs (each
+    ``init_cfg`` keeps its other entries)."""
     if isinstance(node, (list, tuple)):
-        return type(node)(_without_pretrained_init(item) for item in node
-                          if not _is_pretrained(item))
+        return type(node)(_without_pretrained_init(item) for item in node)
     if not isinstance(node, dict):
         return node
     stripped = {key: _without_pretrained_init(value)
-            for key, value in node.items()}
-    if _is_pretrained(node.get('init_cfg')):
-        stripped['init_cfg'] = None
+                for key, value in node.items()}
+    if pretrained_init_cfgs(node.get('init_cfg')):
+        stripped['init_cfg'] = without_pretrained_init_cfgs(node['init_cfg'])
     return stripped
-
-
-def _is_pretrained(init_cfg) -> bool:
-    return isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
 
 
 def _to_batch(image: Union[str, np.ndarray, Image.Image],

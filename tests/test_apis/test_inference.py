@@ -79,19 +79,23 @@ def test_init_model_names_an_unreadable_checkpoint(tmp_path,
         init_model(Config(dict(model=tiny_model_cfg)), str(bad))
 
 
+@pytest.mark.parametrize('in_a_list', [False, True])
 def test_init_model_with_a_checkpoint_needs_no_pretrained_file(
-        tmp_path, tiny_model_cfg):
+        tmp_path, tiny_model_cfg, in_a_list):
     """A post-pretraining config names the converted weights it started
-    from; its trained checkpoint loads without that file (strict: every
-    weight comes from the checkpoint), and without a checkpoint the missing
-    file is named."""
+    from (alone, or in mmengine's list of init_cfgs); its trained checkpoint
+    loads without that file (strict: every weight comes from the
+    checkpoint), and without a checkpoint the missing file is named."""
     trained = init_model(Config(dict(model=tiny_model_cfg)))
     torch.save({'state_dict': trained.state_dict()}, tmp_path / 'iter_4.pth')
-    tiny_model_cfg['backbone']['init_cfg'] = dict(
-        type='Pretrained', checkpoint=str(tmp_path / 'gone.pth'))
+    pretrained = dict(type='Pretrained', checkpoint=str(tmp_path / 'gone.pth'))
+    tiny_model_cfg['backbone']['init_cfg'] = [
+        dict(type='Constant', layer='LayerNorm', val=1.0), pretrained
+    ] if in_a_list else pretrained
     config = Config(dict(model=tiny_model_cfg))
     model = init_model(config, str(tmp_path / 'iter_4.pth'))
     assert torch.equal(model.backbone.pos_embed, trained.backbone.pos_embed)
-    assert config.model.backbone.init_cfg.type == 'Pretrained'  # untouched
+    assert config.model.backbone.init_cfg == tiny_model_cfg['backbone'][
+        'init_cfg']  # untouched
     with pytest.raises(FileNotFoundError, match='gone.pth'):
         init_model(config)

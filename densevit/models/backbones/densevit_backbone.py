@@ -1,6 +1,6 @@
 """The ViT backbone of DenseViT: CLS token plus the patch-token grid."""
 import difflib
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from densevit.engine.utils import (CheckpointMismatchError,
                                    compare_state_dict, log_partial_load,
-                                   state_dict_of)
+                                   pretrained_init_cfgs, state_dict_of,
+                                   without_pretrained_init_cfgs)
 from densevit.registry import MODELS
 
 _REQUIRED_KEYS = ('embed_dims', 'num_layers', 'num_heads')
@@ -73,13 +74,6 @@ def resolve_arch(arch: Union[str, Dict]) -> Dict:
             f"divisible by num_heads={settings['num_heads']}.")
     settings.setdefault('feedforward_channels', 4 * settings['embed_dims'])
     return settings
-
-
-def _pretrained_cfgs(init_cfg: Any) -> List[Dict[str, Any]]:
-    """The ``Pretrained`` entries of an ``init_cfg`` (a dict or a list)."""
-    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
-    return [cfg for cfg in cfgs
-            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained']
 
 
 def _check_pretrained_cfg(cfg: Dict[str, Any]) -> None:
@@ -181,7 +175,7 @@ class DenseViTBackbone(VisionTransformer):
             raise ValueError(
                 'DenseViTBackbone `num_register_tokens` must be an int >= 0 '
                 f'(0: no registers), got {num_register_tokens!r}.')
-        for pretrained in _pretrained_cfgs(kwargs.get('init_cfg')):
+        for pretrained in pretrained_init_cfgs(kwargs.get('init_cfg')):
             _check_pretrained_cfg(pretrained)
         super().__init__(
             arch=resolve_arch(arch),
@@ -247,16 +241,14 @@ class DenseViTBackbone(VisionTransformer):
             FileNotFoundError, UnreadableCheckpointError: the checkpoint
                 cannot be read; the message names it.
         """
-        pretrained = _pretrained_cfgs(self.init_cfg)
+        pretrained = pretrained_init_cfgs(self.init_cfg)
         if not pretrained or self.is_init:
             super().init_weights()  # (mmengine warns about a second call)
             return
         init_cfg = self.init_cfg
-        others = [cfg for cfg in (init_cfg if isinstance(init_cfg, list)
-                                  else [init_cfg]) if cfg not in pretrained]
         # mmengine's non-strict load replaced by ours; the other inits (and
         # mmpretrain's of the position embeddings) run first.
-        self.init_cfg = others or None
+        self.init_cfg = without_pretrained_init_cfgs(init_cfg)
         try:
             super().init_weights()
         finally:
