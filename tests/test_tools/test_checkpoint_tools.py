@@ -53,6 +53,24 @@ def test_init_checkpoint_then_extract_backbone(tmp_path, tiny_model_cfg):
     vit.load_state_dict(backbone)
 
 
+def test_init_checkpoint_names_a_missing_pretrained_checkpoint(
+        tmp_path, tiny_model_cfg):
+    """A Pretrained file that is not there stops the tool with the field
+    and the fix (check_config's message), not a loader traceback."""
+    missing = tmp_path / 'timm_converted.pth'
+    tiny_model_cfg['backbone']['init_cfg'] = dict(type='Pretrained',
+                                                  checkpoint=str(missing))
+    config = tmp_path / 'post_pretrain.py'
+    Config(dict(model=tiny_model_cfg)).dump(str(config))
+    out = tmp_path / 'init.pth'
+    with pytest.raises(SystemExit, match=r'(?s)ConfigError: .*'
+                       r'`model.backbone.init_cfg.checkpoint`: no file .*'
+                       r'timm_to_densevit.py'):
+        load_tool('tools/analysis_tools/init_checkpoint.py').main(
+            [str(config), str(out)])
+    assert not out.exists()
+
+
 def test_extract_backbone_rejects_other_checkpoints():
     module = load_tool('tools/model_converters/extract_backbone.py')
     with pytest.raises(ValueError, match='DenseViT checkpoint'):
