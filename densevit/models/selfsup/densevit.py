@@ -64,6 +64,14 @@ class DenseViT(BaseSelfSupervisor):
             ``dict(type='LinearClsHead', num_classes=6)``; ``in_channels``
             defaults to the backbone's ``embed_dims``. Defaults to None
             (self-supervised only).
+        predictor (dict, optional): an MLP on the query path only, after
+            the neck (MoCo v3 / BYOL): the losses compare
+            ``predictor(neck(view 1))`` with the key encoder's
+            ``neck(view 2)``; features, keys and the key encoder are the
+            neck's. A ``DenseProjectionNeck`` config (its two MLPs predict
+            the global and every dense embedding); ``in_channels`` and
+            ``out_channels`` default to the neck's ``out_channels``.
+            Defaults to None (no predictor: DenseCL, MoCo v2).
         loss_lambda (float): λ in ``(1-λ)·global + λ·dense``, in [0, 1].
             Defaults to 0.5 (DenseCL).
         dense_warmup_iters (int): the first iterations train the global
@@ -98,6 +106,7 @@ class DenseViT(BaseSelfSupervisor):
                  dense_loss: dict = dict(type='DenseContrastiveLoss'),
                  global_loss: dict = dict(type='GlobalContrastiveLoss'),
                  head: Optional[dict] = None,
+                 predictor: Optional[dict] = None,
                  loss_lambda: float = 0.5,
                  dense_warmup_iters: int = 0,
                  cls_loss_weight: float = 1.0,
@@ -130,6 +139,10 @@ class DenseViT(BaseSelfSupervisor):
             _with_default(dense_loss, 'feat_dim', out_channels))
         self.global_loss = _build(
             _with_default(global_loss, 'feat_dim', out_channels))
+        self.predictor = _build(
+            _with_default(
+                _with_default(predictor, 'in_channels', out_channels),
+                'out_channels', out_channels))
         self._check_dimensions()
         self.dense_warmup_iters = dense_warmup_iters
 
@@ -161,6 +174,15 @@ class DenseViT(BaseSelfSupervisor):
                     f'{name}.feat_dim={feat_dim} but the neck outputs {out} '
                     f'channels. Fix: set {name}.feat_dim={out} (or '
                     f'neck.out_channels={feat_dim}).')
+        if self.predictor is not None and out is not None:
+            pred_in = getattr(self.predictor, 'in_channels', None)
+            pred_out = getattr(self.predictor, 'out_channels', None)
+            if (pred_in, pred_out) != (out, out):
+                raise ValueError(
+                    f'predictor maps {pred_in} to {pred_out} channels but it '
+                    f'must map the neck output ({out} channels) to itself. '
+                    'Fix: leave predictor.in_channels and '
+                    'predictor.out_channels unset (DenseViT derives them).')
         head_in = getattr(self.head, 'in_channels', None)
         if embed is not None and head_in is not None and head_in != embed:
             raise ValueError(
@@ -319,6 +341,12 @@ class DenseViT(BaseSelfSupervisor):
                 geometry = tuple(
                     torch.cat(pair) for pair in zip(geometry, swapped))
         q_cls, q_patches, q_global, q_dense = self._encode(view_q)
+        # The collapse signal watches the features the model hands out (the
+        # neck's), not the predictor's output.
+        dims_dense = effective_dims(
+            q_dense.flatten(2).transpose(1, 2).flatten(0, 1))
+        if self.predictor is not None:
+            q_global, q_dense = self.predictor((q_global, q_dense))
         with torch.no_grad():
             k_cls, k_patches = self.key_backbone(view_k)
             k_global, k_dense = self.key_neck((k_cls, k_patches))
@@ -344,8 +372,7 @@ class DenseViT(BaseSelfSupervisor):
         # Collapse signals, logged beside the losses (not summed into them:
         # mmengine sums only keys containing 'loss').
         losses['dims_cls'] = effective_dims(q_cls)
-        losses['dims_dense'] = effective_dims(
-            q_dense.flatten(2).transpose(1, 2).flatten(0, 1))
+        losses['dims_dense'] = dims_dense
         return losses
 
     def parse_losses(self, losses: Dict[str, Tensor]):

@@ -441,3 +441,53 @@ def test_loss_weights_are_one_minus_lambda_and_lambda(tiny_model_cfg):
                                0.7 * direct_global)
     torch.testing.assert_close(losses['loss_dense'].detach(),
                                0.3 * direct_dense)
+
+
+def test_predictor_sits_on_the_query_path_only(tiny_model_cfg):
+    tiny_model_cfg['predictor'] = dict(type='DenseProjectionNeck',
+                                       hid_channels=32)
+    model = build(tiny_model_cfg)
+    assert (model.predictor.in_channels, model.predictor.out_channels) == \
+        (16, 16)  # the neck's out_channels, derived
+    views = two_views()
+    losses = model(views, mode='loss')
+    total_loss(losses).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.predictor.parameters())
+    # The key encoder copies backbone + neck, never the predictor.
+    assert not any('predictor' in name
+                   for name in model.key_encoder.state_dict())
+
+    # The losses compare predictor(neck(view 1)) with neck(view 2): an
+    # identity predictor (relu(x) - relu(-x) = x) gives exactly the losses
+    # of the same model without one.
+    plain = build(dict(tiny_model_cfg, predictor=None))
+    plain.load_state_dict(model.state_dict(), strict=False)
+    eye = torch.eye(16)
+    with torch.no_grad():
+        for mlp in (model.predictor.global_mlp, model.predictor.dense_mlp):
+            mlp[0].weight.copy_(torch.cat([eye, -eye]))
+            mlp[2].weight.copy_(torch.cat([eye, -eye], dim=1))
+            mlp[0].bias.zero_()
+            mlp[2].bias.zero_()
+    with_identity = model(views, mode='loss')
+    without = plain(views, mode='loss')
+    for name in ('loss_global', 'loss_dense'):
+        torch.testing.assert_close(with_identity[name], without[name])
+    with torch.no_grad():  # the query's channels reversed: another loss
+        model.predictor.dense_mlp[2].weight.copy_(
+            model.predictor.dense_mlp[2].weight.flip(0))
+    assert not torch.allclose(model(views, mode='loss')['loss_dense'],
+                              without['loss_dense'])
+
+    # Features handed out are the neck's, with or without a predictor.
+    for a, b in zip(model(views[0], mode='tensor'),
+                    plain(views[0], mode='tensor')):
+        torch.testing.assert_close(a, b)
+
+
+def test_predictor_must_map_the_neck_output_to_itself(tiny_model_cfg):
+    tiny_model_cfg['predictor'] = dict(type='DenseProjectionNeck',
+                                       hid_channels=24, out_channels=8)
+    with pytest.raises(ValueError, match='predictor.out_channels'):
+        MODELS.build(tiny_model_cfg)
