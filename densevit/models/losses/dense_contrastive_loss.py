@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from densevit.registry import MODELS
-from ..utils.view_geometry import locate_in_other_view, window_mask
+from ..utils.view_geometry import (cell_index, locate_in_other_view,
+                                   window_mask)
 from .fused_info_nce import info_nce
 from .queued_contrastive_loss import QueuedContrastiveLoss
 
@@ -56,6 +57,14 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
             each other. Needs ``match_window`` (the geometry) and
             r >= ``match_window``, so the positive is never a negative.
             Defaults to None.
+        geometric_weight (float): w in [0, 1]. Above 0, a second positive
+            per patch joins the backbone-argmax one: the view-2 cell that
+            holds the patch's centre by the crop geometry (PixPro's and
+            VADeR's positive); the per-patch loss is ``(1-w)·InfoNCE(argmax
+            positive) + w·InfoNCE(geometric positive)`` over the same
+            negatives, so w = 1 equals ``match_window=0``. Needs
+            ``match_window`` (the geometry). Defaults to 0.0 (the argmax
+            positive alone).
         loss_weight (float): Multiplier of the returned loss. Defaults to 1.
         impl (str): InfoNCE kernel: 'auto', 'fused' or 'chunked'.
     """
@@ -69,7 +78,8 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
                  loss_weight: float = 1.0,
                  impl: str = 'auto',
                  match_window: Optional[int] = None,
-                 intra_negatives: Optional[int] = None) -> None:
+                 intra_negatives: Optional[int] = None,
+                 geometric_weight: float = 0.0) -> None:
         super().__init__(queue_len, feat_dim, temperature, loss_weight, impl)
         if enqueue not in ('mean', 'sample'):
             raise ValueError(
@@ -101,7 +111,22 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
                     f'match_window={match_window!r}. Fix: set match_window '
                     'to an int and intra_negatives >= match_window (e.g. '
                     'match_window=1, intra_negatives=1).')
+        if (isinstance(geometric_weight, bool)
+                or not isinstance(geometric_weight, (int, float))
+                or not 0.0 <= geometric_weight <= 1.0):
+            raise ValueError(
+                'DenseContrastiveLoss `geometric_weight` must be a number in '
+                f'[0, 1], got {geometric_weight!r}. Fix: 0 keeps the '
+                'backbone-argmax positive alone (DenseCL), e.g. 0.5 weighs '
+                'it equally with the geometric positive.')
+        if geometric_weight > 0 and match_window is None:
+            raise ValueError(
+                'DenseContrastiveLoss `geometric_weight` needs the crop '
+                f'geometry, got geometric_weight={geometric_weight!r} with '
+                'match_window=None. Fix: set match_window to an int (e.g. '
+                'match_window=1).')
         self.intra_negatives = intra_negatives
+        self.geometric_weight = float(geometric_weight)
         self.enqueue = enqueue
         self.keys_per_image = keys_per_image
         self.match_window = match_window
@@ -159,7 +184,7 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
                 is over the whole grid (DenseCL).
         """
         grid = q.shape[-2:]
-        allowed = weight = intra_negative = None
+        allowed = weight = intra_negative = geometric_match = None
         if self.match_window is not None and view_geometry is not None:
             if q.dim() != 4:
                 raise ValueError(
@@ -173,23 +198,37 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
             if self.intra_negatives is not None:
                 intra_negative = ~window_mask(position, grid,
                                               self.intra_negatives)
+            if self.geometric_weight > 0:
+                geometric_match = cell_index(position, grid)
         match = self.extract_correspondence(q_backbone, k_backbone, allowed)
         q = F.normalize(to_locations(q, 'q'), dim=2)
         k_raw = to_locations(k, 'k')
         k = F.normalize(k_raw, dim=2)
-        k_pos = torch.gather(k, 1, match[..., None].expand(-1, -1, k.shape[2]))
         self.pending_keys = self._keys_to_enqueue(k_raw.detach())
-        losses = info_nce(
-            q.reshape(-1, q.shape[2]),
-            k_pos.reshape(-1, k.shape[2]),
-            self.queue.keys,
-            self.temperature,
-            reduction='mean' if weight is None and intra_negative is None
-            else 'none',
-            impl=self.impl)
-        if intra_negative is not None:
-            losses = self._add_intra_negatives(losses, q, k, k_pos,
-                                               intra_negative)
+        per_location = weight is not None or intra_negative is not None
+
+        def losses_with(positive_index: Tensor) -> Tensor:
+            k_pos = torch.gather(
+                k, 1, positive_index[..., None].expand(-1, -1, k.shape[2]))
+            losses = info_nce(
+                q.reshape(-1, q.shape[2]),
+                k_pos.reshape(-1, k.shape[2]),
+                self.queue.keys,
+                self.temperature,
+                reduction='none' if per_location else 'mean',
+                impl=self.impl)
+            if intra_negative is not None:
+                losses = self._add_intra_negatives(losses, q, k, k_pos,
+                                                   intra_negative)
+            return losses
+
+        if geometric_match is None:
+            losses = losses_with(match)
+        elif self.geometric_weight == 1.0:
+            losses = losses_with(geometric_match)
+        else:
+            losses = (1.0 - self.geometric_weight) * losses_with(match) + \
+                self.geometric_weight * losses_with(geometric_match)
         if weight is not None:
             # Mean over the patches that have a counterpart; no host sync.
             losses = (losses * weight).sum() / weight.sum().clamp(min=1.0)

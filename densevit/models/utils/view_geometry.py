@@ -61,6 +61,29 @@ def locate_in_other_view(
     return position, inside
 
 
+def cell_index(position: Tensor, grid_hw: Sequence[int]) -> Tensor:
+    """The view-2 cell holding each mapped position, as a row-major index.
+
+    Positions outside the grid (patches outside view 2) are clamped to the
+    nearest border cell.
+
+    Args:
+        position (Tensor): ``(B, S, 2)`` from :func:`locate_in_other_view`.
+        grid_hw (Sequence[int]): ``(H, W)`` of view 2's grid.
+
+    Returns:
+        LongTensor: ``(B, S)`` indices in ``[0, H·W)``.
+    """
+    row, col = _cell(position, grid_hw)
+    return (row * int(grid_hw[1]) + col).long()
+
+
+def _cell(position: Tensor, grid_hw: Sequence[int]) -> Tuple[Tensor, Tensor]:
+    height, width = int(grid_hw[0]), int(grid_hw[1])
+    return (position[..., 0].floor().clamp(0, height - 1),
+            position[..., 1].floor().clamp(0, width - 1))
+
+
 def window_mask(position: Tensor, grid_hw: Sequence[int],
                 radius: int) -> Tensor:
     """View-2 cells within ``radius`` cells of each mapped position.
@@ -77,8 +100,7 @@ def window_mask(position: Tensor, grid_hw: Sequence[int],
         Tensor: ``(B, S, H·W)`` bool.
     """
     height, width = int(grid_hw[0]), int(grid_hw[1])
-    row = position[..., 0].floor().clamp(0, height - 1)
-    col = position[..., 1].floor().clamp(0, width - 1)
+    row, col = _cell(position, grid_hw)
     grid_rows = torch.arange(height, device=position.device).repeat_interleave(
         width).to(position.dtype)
     grid_cols = torch.arange(width, device=position.device).repeat(height).to(

@@ -332,3 +332,51 @@ def test_intra_negatives_with_a_window_covering_the_grid_change_nothing():
 def test_bad_intra_negatives_raise(kwargs):
     with pytest.raises(ValueError, match='intra_negatives'):
         DenseContrastiveLoss(**kwargs)
+
+
+def _half_overlap_case(seed):
+    torch.manual_seed(seed)
+    # View 2 is the right half of view 1, flipped: columns 0-1 of view 1
+    # sit the loss out.
+    boxes = torch.tensor([[[0., 0., 40., 40.], [20., 0., 40., 40.]]] * 2)
+    flips = torch.tensor([[False, True], [True, False]])
+    maps = [_maps(2, 4, (4, 4)) for _ in range(2)] + \
+        [_maps(2, 6, (4, 4)) for _ in range(2)]
+    return maps, (boxes, flips)
+
+
+@pytest.mark.parametrize('intra', [None, 1])
+def test_geometric_weight_mixes_the_argmax_and_the_geometric_positive(intra):
+    maps, geometry = _half_overlap_case(12)
+    maps[0].requires_grad_()
+
+    def loss_of(**kwargs):
+        torch.manual_seed(0)  # the same queue for every loss
+        loss_fn = DenseContrastiveLoss(queue_len=8, feat_dim=4,
+                                       intra_negatives=intra, **kwargs)
+        loss = loss_fn(*maps, geometry)
+        return loss, torch.autograd.grad(loss, maps[0])[0]
+
+    argmax, grad_argmax = loss_of(match_window=1)
+    geometric, grad_geometric = loss_of(match_window=0)
+    # w = 1 is the geometric positive alone: match_window=0 exactly.
+    torch.testing.assert_close(
+        loss_of(match_window=1, geometric_weight=1.0), (geometric,
+                                                        grad_geometric))
+    assert not torch.allclose(argmax, geometric)
+    # Otherwise a per-patch mix: its mean is the mix of the two means.
+    mixed, grad_mixed = loss_of(match_window=1, geometric_weight=0.25)
+    torch.testing.assert_close(mixed, 0.75 * argmax + 0.25 * geometric)
+    torch.testing.assert_close(grad_mixed,
+                               0.75 * grad_argmax + 0.25 * grad_geometric)
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(geometric_weight=0.5),  # no geometry
+    dict(match_window=1, geometric_weight=1.5),
+    dict(match_window=1, geometric_weight=-0.1),
+    dict(match_window=1, geometric_weight=True),
+])
+def test_bad_geometric_weight_raises(kwargs):
+    with pytest.raises(ValueError, match='geometric_weight'):
+        DenseContrastiveLoss(**kwargs)
