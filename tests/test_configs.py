@@ -84,6 +84,17 @@ def test_every_experiment_has_a_config():
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
+def test_loop_log_and_checkpoints_count_the_same_unit(path):
+    # An iteration loop logged by epoch prints `Epoch(train) [1][320/40]`.
+    cfg = Config.fromfile(str(path))
+    loop = cfg.get('train_cfg', {}).get('type', 'EpochBasedTrainLoop')
+    by_epoch = 'Iter' not in loop
+    assert cfg.log_processor.get('by_epoch', True) == by_epoch
+    checkpoint = cfg.default_hooks.get('checkpoint', {})
+    assert checkpoint.get('by_epoch', True) == by_epoch
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
 def test_config_builds(path, tmp_path):
     cfg = Config.fromfile(str(path))
     check_config(cfg, training=False)

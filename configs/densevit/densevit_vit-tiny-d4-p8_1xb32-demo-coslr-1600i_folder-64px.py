@@ -12,8 +12,6 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-default_hooks = dict(logger=dict(interval=20))
-
 # A step budget, not an epoch count: a folder has any number of images, and
 # what the features gain depends on the number of steps (docs/evaluation.md,
 # 1,600 steps on 1,280 photos). About 8 minutes on 2 CPU cores.
@@ -21,3 +19,5 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=1600)
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(by_epoch=False, interval=400))
+# Log `Iter(train) [step/1600]`, not an epoch count of a loop without epochs.
+log_processor = dict(by_epoch=False)

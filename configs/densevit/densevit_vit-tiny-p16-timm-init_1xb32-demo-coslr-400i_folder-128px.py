@@ -72,3 +72,4 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=400)
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(by_epoch=False, interval=200))
+log_processor = dict(by_epoch=False)
