@@ -12,7 +12,8 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from densevit.engine.compat import (UnreadableCheckpointError,
+from densevit.engine.compat import (CheckpointNotFoundError,
+                                    UnreadableCheckpointError,
                                     clear_ddp_device_ids,
                                     read_last_checkpoint,
                                     start_cpu_process_group)
@@ -216,6 +217,7 @@ def report_metrics(metrics: dict, out: Optional[str] = None) -> dict:
 #: checkpoint, a work dir) with the fix: the tools print them without a
 #: traceback, which would only bury the message.
 USER_ERRORS = (ConfigError, CheckpointMismatchError, UnreadableCheckpointError,
+               CheckpointNotFoundError,
                WorkDirLockedError, ConversionError)
 
 

@@ -219,3 +219,18 @@ def test_train_tool_prints_a_config_mistake_without_a_traceback(tmp_path):
     assert 'train_dataloader.batchsize' in proc.stderr
     assert 'batch_size' in proc.stderr  # the suggestion
     assert 'Traceback' not in proc.stderr
+
+
+def test_test_tool_names_a_missing_checkpoint(tmp_path, monkeypatch):
+    config = tmp_path / 'tiny_demo.py'
+    config.write_text(TINY_OVERRIDES + """
+test_dataloader = dict(batch_size=8, dataset=dict(num_samples=8))
+test_evaluator = [dict(type='CorrespondenceAccuracy')]
+""")
+    missing = tmp_path / 'work' / 'epoch_4.pth'
+    monkeypatch.setattr(sys, 'argv', [
+        'test.py', str(config), str(missing), '--work-dir',
+        str(tmp_path / 'work')])
+    with pytest.raises(SystemExit, match=rf'^CheckpointNotFoundError: '
+                       rf'Checkpoint {missing} does not exist\. Fix: '):
+        load_tool('tools/test.py').main()

@@ -234,7 +234,8 @@ from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .atomic_local_backend import (ATOMIC_LOCAL_BACKEND, AtomicLocalBackend,
                                    atomic_file, atomic_write_bytes,
                                    remove_stale_temp_files)
-from .checkpoint_files import (UnreadableCheckpointError,
+from .checkpoint_files import (CheckpointNotFoundError,
+                               UnreadableCheckpointError,
                                find_resumable_checkpoint,
                                last_checkpoint_entry, load_from_local_file,
                                read_last_checkpoint)
@@ -247,6 +248,7 @@ from .train_state_hook import TrainStateHook
 from .weights_only import TYPE_KEY, from_weights_only, to_weights_only
 
 __all__ = [
+    'CheckpointNotFoundError',
     'ATOMIC_LOCAL_BACKEND', 'AtomicCheckpointHook', 'AtomicLocalBackend',
     'FSDPStrategy', 'FlexibleRunner', 'ResumableEpochBasedTrainLoop',
     'TYPE_KEY', 'TrainStateHook', 'UnreadableCheckpointError',

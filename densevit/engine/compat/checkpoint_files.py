@@ -27,6 +27,11 @@ from mmengine.runner import CheckpointLoader
 LAST_CHECKPOINT = 'last_checkpoint'
 
 
+class CheckpointNotFoundError(FileNotFoundError):
+    """A checkpoint path with no file behind it (a ``FileNotFoundError``,
+    so callers that catch that keep working)."""
+
+
 class UnreadableCheckpointError(RuntimeError):
     """A checkpoint file that cannot be loaded (safely).
 
@@ -88,13 +93,16 @@ def load_from_local_file(filename: str, map_location: Any = None) -> Any:
         map_location: as for :func:`torch.load`.
 
     Raises:
-        FileNotFoundError: no such file.
+        CheckpointNotFoundError: no such file.
         UnreadableCheckpointError: the file is empty, truncated, corrupted,
             or holds objects that weights-only loading refuses.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'Checkpoint {filename} does not exist.')
+        raise CheckpointNotFoundError(
+            f'Checkpoint {filename} does not exist. Fix: give the path of '
+            'a .pth file that training wrote (work_dirs/<config name>/ '
+            'holds them, `last_checkpoint` names the newest).')
     try:
         return torch.load(filename, map_location=map_location,
                           weights_only=True)
