@@ -200,7 +200,6 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
                                               self.intra_negatives)
             if self.geometric_weight > 0:
                 geometric_match = cell_index(position, grid)
-        match = self.extract_correspondence(q_backbone, k_backbone, allowed)
         q = F.normalize(to_locations(q, 'q'), dim=2)
         k_raw = to_locations(k, 'k')
         k = F.normalize(k_raw, dim=2)
@@ -222,13 +221,16 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
                                                    intra_negative)
             return losses
 
-        if geometric_match is None:
-            losses = losses_with(match)
-        elif self.geometric_weight == 1.0:
+        # The backbone match is mined only when its term has weight.
+        if geometric_match is not None and self.geometric_weight == 1.0:
             losses = losses_with(geometric_match)
         else:
-            losses = (1.0 - self.geometric_weight) * losses_with(match) + \
-                self.geometric_weight * losses_with(geometric_match)
+            match = self.extract_correspondence(q_backbone, k_backbone,
+                                                allowed)
+            losses = losses_with(match)
+            if geometric_match is not None:
+                losses = (1.0 - self.geometric_weight) * losses + \
+                    self.geometric_weight * losses_with(geometric_match)
         if weight is not None:
             # Mean over the patches that have a counterpart; no host sync.
             losses = (losses * weight).sum() / weight.sum().clamp(min=1.0)
