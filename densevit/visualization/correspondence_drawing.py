@@ -6,7 +6,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from densevit.evaluation.functional import correspondence_ground_truth
+from densevit.evaluation.functional import (correspondence_correct,
+                                            correspondence_ground_truth)
 from .image_utils import (ImageLike, add_title, as_rgb_array, hstack,
                           resize_rgb, vstack)
 
@@ -41,9 +42,9 @@ def match_correctness(match: Tensor,
                       tolerance: int = 1) -> Tensor:
     """Per patch: is the match within ``tolerance`` patches of the truth.
 
-    The per-patch form of
-    :func:`densevit.evaluation.functional.correspondence_hits` (Chebyshev
-    distance on the view-2 grid), for colouring each line.
+    :func:`densevit.evaluation.functional.correspondence_correct` (the
+    per-patch form of ``correspondence_hits``: Chebyshev distance on the
+    view-2 grid), for colouring each line, with this module's input checks.
 
     Args:
         match (Tensor): (S,) predicted view-2 patch index per view-1 patch.
@@ -57,14 +58,12 @@ def match_correctness(match: Tensor,
     Returns:
         Tensor: (S,) bool, False wherever ``valid`` is False.
     """
-    _, w = _grid(grid_hw)
+    grid = _grid(grid_hw)
     match = torch.as_tensor(match).reshape(-1).long().cpu()
     size = match.numel()
     gt = _flat(gt_index, 'gt_index', size, torch.long)
     valid = _flat(valid, 'valid', size, torch.bool)
-    dist = torch.maximum((match // w - gt // w).abs(),
-                         (match % w - gt % w).abs())
-    return (dist <= tolerance) & valid
+    return correspondence_correct(match, gt, valid, grid, tolerance)
 
 
 def _centres(index: Tensor, grid_hw: Tuple[int, int], hw: Tuple[int, int],

@@ -11,7 +11,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from densevit.models.utils.view_geometry import locate_in_other_view
+from densevit.models.utils.view_geometry import (cell_distance,
+                                                 locate_in_other_view)
 
 
 def _check_grid(grid_hw: Sequence[int],
@@ -86,6 +87,38 @@ def correspondence_ground_truth(
     return gt_index, valid, gt_rowcol
 
 
+def correspondence_correct(pred: Tensor,
+                           gt: Tensor,
+                           valid: Tensor,
+                           grid_hw: Sequence[int],
+                           tolerance: int = 1) -> Tensor:
+    """Per patch: is the prediction within ``tolerance`` patches of the truth.
+
+    Distance is Chebyshev (max of row and column offset) on the view-2 grid,
+    :func:`densevit.models.utils.view_geometry.cell_distance`.
+
+    Args:
+        pred (Tensor): ``(S,)`` predicted view-2 patch index per view-1 patch.
+        gt (Tensor): ``(S,)`` true view-2 patch index (any value where not
+            valid).
+        valid (Tensor): ``(S,)`` bool, which patches have a truth.
+        grid_hw (Sequence[int]): ``(H, W)`` of the view-2 patch grid.
+        tolerance (int): largest Chebyshev distance counted as correct.
+
+    Returns:
+        Tensor: ``(S,)`` bool on the CPU, False wherever ``valid`` is False.
+    """
+    _, w = _check_grid(grid_hw)
+    pred = torch.as_tensor(pred).reshape(-1).long().cpu()
+    gt = torch.as_tensor(gt).reshape(-1).long().cpu()
+    valid = torch.as_tensor(valid).reshape(-1).bool().cpu()
+    if not pred.shape == gt.shape == valid.shape:
+        raise ValueError(
+            'pred, gt and valid must have the same number of patches, but got '
+            f'{pred.numel()}, {gt.numel()} and {valid.numel()}.')
+    return (cell_distance(pred, gt, w) <= tolerance) & valid
+
+
 def correspondence_hits(pred: Tensor,
                         gt: Tensor,
                         valid: Tensor,
@@ -93,7 +126,8 @@ def correspondence_hits(pred: Tensor,
                         tolerance: int = 1) -> Tuple[int, int]:
     """Count valid patches whose prediction is within ``tolerance`` patches.
 
-    Distance is Chebyshev (max of row and column offset) on the view-2 grid.
+    The count of :func:`correspondence_correct` (Chebyshev distance on the
+    view-2 grid).
 
     Args:
         pred (Tensor): ``(S,)`` predicted view-2 patch index per view-1 patch.
@@ -105,17 +139,8 @@ def correspondence_hits(pred: Tensor,
     Returns:
         tuple[int, int]: (correct, number of valid patches).
     """
-    _, w = _check_grid(grid_hw)
-    pred = torch.as_tensor(pred).reshape(-1).long().cpu()
-    gt = torch.as_tensor(gt).reshape(-1).long().cpu()
-    valid = torch.as_tensor(valid).reshape(-1).bool().cpu()
-    if not pred.shape == gt.shape == valid.shape:
-        raise ValueError(
-            'pred, gt and valid must have the same number of patches, but got '
-            f'{pred.numel()}, {gt.numel()} and {valid.numel()}.')
-    dist = torch.maximum((pred // w - gt // w).abs(),
-                         (pred % w - gt % w).abs())
-    correct = (dist <= tolerance) & valid
+    correct = correspondence_correct(pred, gt, valid, grid_hw, tolerance)
+    valid = torch.as_tensor(valid).reshape(-1).bool()
     return int(correct.sum()), int(valid.sum())
 
 

@@ -74,22 +74,49 @@ def cell_index(position: Tensor, grid_hw: Sequence[int]) -> Tensor:
     Returns:
         LongTensor: ``(B, S)`` indices in ``[0, H·W)``.
     """
-    row, col = _cell(position, grid_hw)
-    return (row * int(grid_hw[1]) + col).long()
+    return _cell(position, grid_hw).long()
 
 
-def _cell(position: Tensor, grid_hw: Sequence[int]) -> Tuple[Tensor, Tensor]:
+def _cell(position: Tensor, grid_hw: Sequence[int]) -> Tensor:
+    """:func:`cell_index` in ``position``'s float dtype (NaN stays NaN)."""
     height, width = int(grid_hw[0]), int(grid_hw[1])
-    return (position[..., 0].floor().clamp(0, height - 1),
-            position[..., 1].floor().clamp(0, width - 1))
+    row = position[..., 0].floor().clamp(0, height - 1)
+    col = position[..., 1].floor().clamp(0, width - 1)
+    return row * width + col
+
+
+def cell_distance(index_a: Tensor, index_b: Tensor, width: int) -> Tensor:
+    """Chebyshev distance between cells of a grid given by row-major index.
+
+    Cell ``i`` of a grid ``width`` cells wide is at row ``i // width``,
+    column ``i % width``; the distance between two cells is the larger of
+    their row and column offsets, so the 8 neighbours of a cell are at
+    distance 1.
+
+    Args:
+        index_a (Tensor): row-major cell indices, of an integer dtype or
+            whole numbers in a floating dtype (exact up to ``2**24`` cells in
+            float32).
+        index_b (Tensor): row-major cell indices, broadcastable with
+            ``index_a``.
+        width (int): number of columns of the grid.
+
+    Returns:
+        Tensor: the distances, in the broadcast shape of ``index_a`` and
+        ``index_b``, of their (promoted) dtype and on their device.
+    """
+    width = int(width)
+    return torch.maximum((index_a // width - index_b // width).abs(),
+                         (index_a % width - index_b % width).abs())
 
 
 def window_mask(position: Tensor, grid_hw: Sequence[int],
                 radius: int) -> Tensor:
     """View-2 cells within ``radius`` cells of each mapped position.
 
-    A cell is allowed when the cell holding the position is at Chebyshev
-    distance ``<= radius`` from it; ``radius=0`` allows only that cell.
+    A cell is allowed when the cell holding the position
+    (:func:`cell_index`) is at Chebyshev distance (:func:`cell_distance`)
+    ``<= radius`` from it; ``radius=0`` allows only that cell.
 
     Args:
         position (Tensor): ``(B, S, 2)`` from :func:`locate_in_other_view`.
@@ -97,14 +124,13 @@ def window_mask(position: Tensor, grid_hw: Sequence[int],
         radius (int): window half-size in cells, >= 0.
 
     Returns:
-        Tensor: ``(B, S, H·W)`` bool.
+        Tensor: ``(B, S, H·W)`` bool, on ``position``'s device.
     """
     height, width = int(grid_hw[0]), int(grid_hw[1])
-    row, col = _cell(position, grid_hw)
-    grid_rows = torch.arange(height, device=position.device).repeat_interleave(
-        width).to(position.dtype)
-    grid_cols = torch.arange(width, device=position.device).repeat(height).to(
-        position.dtype)
-    distance = torch.maximum((row[..., None] - grid_rows).abs(),
-                             (col[..., None] - grid_cols).abs())
-    return distance <= radius
+    # In the positions' float dtype, at least float32 (every cell index
+    # exact): the (B, S, H·W) distances are the largest tensors here, and a
+    # NaN position allows no cell.
+    dtype = torch.promote_types(position.dtype, torch.float32)
+    index = _cell(position.to(dtype), grid_hw)
+    cells = torch.arange(height * width, device=position.device, dtype=dtype)
+    return cell_distance(index[..., None], cells, width) <= radius
