@@ -11,7 +11,8 @@ from PIL import Image
 
 from densevit.apis import check_config, densevit_to_timm, timm_to_densevit
 from densevit.apis.model_conversion import build_on_meta, save_weights_file
-from densevit.engine.utils import CheckpointMismatchError
+from densevit.engine.utils import (CheckpointMismatchError,
+                                   pretrained_init_cfgs)
 from densevit.models.backbones.densevit_backbone import (DenseViTBackbone,
                                                          resolve_arch)
 from densevit.registry import DATASETS, HOOKS, METRICS, MODELS
@@ -52,8 +53,8 @@ def point_at(node, data_root: str):
 
 
 def is_pretrained_backbone(cfg: Config) -> bool:
-    init_cfg = cfg.model.get('backbone', {}).get('init_cfg')
-    return isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
+    return bool(pretrained_init_cfgs(
+        cfg.model.get('backbone', {}).get('init_cfg')))
 
 
 def converted_timm_checkpoint(backbone_cfg: dict, path: Path) -> dict:
