@@ -47,9 +47,11 @@ class ToyContrastiveModel(BaseModel):
     ``momentum_update(step)`` (a real :class:`KeyEncoderEMA`, by default on
     the base configs' cosine to 0),
     ``driving_hooks``, ``loss_lambda`` and ``dense_weight_scale``,
+    ``geometric_warmup_iters`` and ``dense_loss.geometric_only``,
     ``global_loss.queue`` / ``dense_loss.queue``.
 
-    Records, per training step, ``(iteration, λ)`` and the loss, and the
+    Records, per training step, ``(iteration, λ)``, ``(iteration,
+    geometric_only)`` and the loss, and the
     momentum of every EMA update. ``nan_from``: the dense loss is NaN from
     that 0-based iteration on.
     """
@@ -61,6 +63,7 @@ class ToyContrastiveModel(BaseModel):
                  end_momentum: float = 0.0,
                  loss_lambda: float = 0.5,
                  dense_warmup_iters: int = 3,
+                 geometric_warmup_iters: int = 0,
                  nan_from: int = None) -> None:
         super().__init__()
         self.online = nn.Sequential(nn.Linear(dim, dim), nn.Dropout(0.5))
@@ -69,12 +72,15 @@ class ToyContrastiveModel(BaseModel):
         self.global_loss.queue = MemoryQueue(queue_len, dim)
         self.dense_loss = nn.Module()
         self.dense_loss.queue = MemoryQueue(queue_len, dim)
+        self.dense_loss.geometric_only = False
         self.loss_lambda = loss_lambda
         self.dense_weight_scale = 1.0
         self.dense_warmup_iters = dense_warmup_iters
+        self.geometric_warmup_iters = geometric_warmup_iters
         self.driving_hooks = set()
         self.nan_from = nan_from
         self.lambdas, self.losses, self.momenta = [], [], []
+        self.geometric = []
         self._pending = None
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
@@ -95,6 +101,7 @@ class ToyContrastiveModel(BaseModel):
         self._pending = k
         loss_lambda = self.loss_lambda * self.dense_weight_scale
         self.lambdas.append((iteration, loss_lambda))
+        self.geometric.append((iteration, self.dense_loss.geometric_only))
         losses = dict(
             loss_global=(1 - loss_lambda) * loss_global,
             loss_dense=loss_lambda * loss_dense)

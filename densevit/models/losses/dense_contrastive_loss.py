@@ -127,6 +127,10 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
                 'match_window=1).')
         self.intra_negatives = intra_negatives
         self.geometric_weight = float(geometric_weight)
+        #: While True (``LossWeightWarmupHook`` during the model's
+        #: ``geometric_warmup_iters``), the positive is the geometric one
+        #: alone, as with ``geometric_weight=1``.
+        self.geometric_only = False
         self.enqueue = enqueue
         self.keys_per_image = keys_per_image
         self.match_window = match_window
@@ -198,7 +202,9 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
             if self.intra_negatives is not None:
                 intra_negative = ~window_mask(position, grid,
                                               self.intra_negatives)
-            if self.geometric_weight > 0:
+            geometric_weight = (1.0 if self.geometric_only else
+                                self.geometric_weight)
+            if geometric_weight > 0:
                 geometric_match = cell_index(position, grid)
         q = F.normalize(to_locations(q, 'q'), dim=2)
         k_raw = to_locations(k, 'k')
@@ -222,15 +228,15 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
             return losses
 
         # The backbone match is mined only when its term has weight.
-        if geometric_match is not None and self.geometric_weight == 1.0:
+        if geometric_match is not None and geometric_weight == 1.0:
             losses = losses_with(geometric_match)
         else:
             match = self.extract_correspondence(q_backbone, k_backbone,
                                                 allowed)
             losses = losses_with(match)
             if geometric_match is not None:
-                losses = (1.0 - self.geometric_weight) * losses + \
-                    self.geometric_weight * losses_with(geometric_match)
+                losses = (1.0 - geometric_weight) * losses + \
+                    geometric_weight * losses_with(geometric_match)
         if weight is not None:
             # Mean over the patches that have a counterpart; no host sync.
             losses = (losses * weight).sum() / weight.sum().clamp(min=1.0)

@@ -47,9 +47,10 @@ class DenseViT(BaseSelfSupervisor):
     state that changes between steps: ``MomentumUpdateHook`` calls
     :meth:`momentum_update` after each optimizer step, ``QueueUpdateHook``
     :meth:`update_queues` with the keys the losses expose, and
-    ``LossWeightWarmupHook`` sets :attr:`dense_weight_scale`. A Runner-driven
-    step without the first two, or without the third while
-    ``dense_warmup_iters > 0``, fails at the first step (see
+    ``LossWeightWarmupHook`` sets :attr:`dense_weight_scale` and the dense
+    loss's ``geometric_only``. A Runner-driven step without the first two,
+    or without the third while ``dense_warmup_iters`` or
+    ``geometric_warmup_iters`` is above 0, fails at the first step (see
     :meth:`parse_losses`).
 
     Args:
@@ -78,6 +79,15 @@ class DenseViT(BaseSelfSupervisor):
             loss alone (DenseCL's warm-up: matches on untrained backbone
             features are noise); ``LossWeightWarmupHook`` applies it.
             Defaults to 0 (no warm-up).
+        geometric_warmup_iters (int): during the first iterations the dense
+            positive of each view-1 patch is the view-2 cell that the crop
+            geometry puts it in (``DenseContrastiveLoss``'s geometric
+            positive alone), not the backbone argmax, which on an untrained
+            backbone is noise; from then on the loss's own positives.
+            Counts from the first iteration, so iterations inside
+            ``dense_warmup_iters`` (dense loss off) count too. Needs the
+            dense loss's ``match_window`` (the geometry);
+            ``LossWeightWarmupHook`` applies it. Defaults to 0 (none).
         cls_loss_weight (float): weight of ``loss_cls``. Defaults to 1.
         momentum (float): EMA momentum of the key encoder in mmengine's
             convention, the share of the ONLINE weights taken per update:
@@ -109,6 +119,7 @@ class DenseViT(BaseSelfSupervisor):
                  predictor: Optional[dict] = None,
                  loss_lambda: float = 0.5,
                  dense_warmup_iters: int = 0,
+                 geometric_warmup_iters: int = 0,
                  cls_loss_weight: float = 1.0,
                  momentum: float = 0.001,
                  end_momentum: Optional[float] = None,
@@ -119,12 +130,14 @@ class DenseViT(BaseSelfSupervisor):
             raise ValueError(f'DenseViT `loss_lambda` must be in [0, 1], got '
                              f'{loss_lambda!r}. Fix: 0.5 weighs both losses '
                              'equally (DenseCL).')
-        if (isinstance(dense_warmup_iters, bool)
-                or not isinstance(dense_warmup_iters, int)
-                or dense_warmup_iters < 0):
-            raise ValueError(
-                'DenseViT `dense_warmup_iters` must be an int >= 0 (0: no '
-                f'warm-up), got {dense_warmup_iters!r}.')
+        for name, value in (('dense_warmup_iters', dense_warmup_iters),
+                            ('geometric_warmup_iters',
+                             geometric_warmup_iters)):
+            if (isinstance(value, bool) or not isinstance(value, int)
+                    or value < 0):
+                raise ValueError(
+                    f'DenseViT `{name}` must be an int >= 0 (0: no '
+                    f'warm-up), got {value!r}.')
         backbone = _build(backbone)
         embed_dims = getattr(backbone, 'embed_dims', None)
         neck = _build(_with_default(neck, 'in_channels', embed_dims))
@@ -144,7 +157,15 @@ class DenseViT(BaseSelfSupervisor):
                 _with_default(predictor, 'in_channels', out_channels),
                 'out_channels', out_channels))
         self._check_dimensions()
+        if (geometric_warmup_iters
+                and getattr(self.dense_loss, 'match_window', None) is None):
+            raise ValueError(
+                'DenseViT `geometric_warmup_iters` needs the crop geometry, '
+                f'got geometric_warmup_iters={geometric_warmup_iters} with '
+                'dense_loss.match_window=None. Fix: set '
+                'dense_loss=dict(match_window=1), or geometric_warmup_iters=0.')
         self.dense_warmup_iters = dense_warmup_iters
+        self.geometric_warmup_iters = geometric_warmup_iters
 
         self.loss_lambda = float(loss_lambda)
         #: Factor on λ set by ``LossWeightWarmupHook`` (0 while the dense
@@ -389,11 +410,12 @@ class DenseViT(BaseSelfSupervisor):
 
         Raises:
             ValueError: a hook of :attr:`REQUIRED_HOOKS` (and
-                ``LossWeightWarmupHook`` while ``dense_warmup_iters > 0``)
+                ``LossWeightWarmupHook`` while a warm-up is set)
                 did not mark the model in its ``before_train``.
         """
+        warming_up = self.dense_warmup_iters or self.geometric_warmup_iters
         required = self.REQUIRED_HOOKS + (
-            ('LossWeightWarmupHook', ) if self.dense_warmup_iters else ())
+            ('LossWeightWarmupHook', ) if warming_up else ())
         missing = [name for name in required
                    if name not in self.driving_hooks]
         if missing:

@@ -283,9 +283,13 @@ def test_runner_step_without_the_driving_hooks_fails(tiny_model_cfg):
     torch.testing.assert_close(loss, total_loss(losses))
 
 
-def test_a_dense_warmup_needs_its_hook(tiny_model_cfg):
-    model = build(dict(tiny_model_cfg, dense_warmup_iters=5))
-    losses = model(two_views(), mode='loss')
+@pytest.mark.parametrize(
+    'warmup', [dict(dense_warmup_iters=5),
+               dict(geometric_warmup_iters=5)])
+def test_a_warmup_needs_its_hook(tiny_model_cfg, warmup):
+    tiny_model_cfg['dense_loss']['match_window'] = 1
+    model = build(dict(tiny_model_cfg, **warmup))
+    losses = model(two_views(), geometry_samples(), mode='loss')
     model.driving_hooks.update(model.REQUIRED_HOOKS)
     with pytest.raises(ValueError, match="LossWeightWarmupHook"):
         model.parse_losses(losses)
@@ -347,6 +351,36 @@ def test_match_window_uses_the_recorded_geometry(tiny_model_cfg, symmetric):
                     torch.cat([flips, flips.flip(1)]))
     for got, want in zip(geometry, expected):
         assert torch.equal(got, want)
+
+
+def test_geometric_only_is_the_geometric_positive_alone(tiny_model_cfg):
+    # What LossWeightWarmupHook switches on during geometric_warmup_iters:
+    # exactly the loss of match_window=0 (the crop geometry's cell).
+    def dense_loss(window, geometric_only):
+        tiny_model_cfg['dense_loss']['match_window'] = window
+        torch.manual_seed(0)
+        model = build(dict(tiny_model_cfg, geometric_warmup_iters=3))
+        model.dense_loss.geometric_only = geometric_only
+        torch.manual_seed(1)
+        return model(two_views(), geometry_samples(), mode='loss')[
+            'loss_dense']
+
+    geometric = dense_loss(0, False)
+    torch.testing.assert_close(dense_loss(1, True), geometric)
+    assert not torch.allclose(dense_loss(1, False), geometric)
+
+
+def test_a_geometric_warmup_needs_the_geometry(tiny_model_cfg):
+    tiny_model_cfg['dense_loss']['match_window'] = None
+    with pytest.raises(ValueError, match='match_window'):
+        build(dict(tiny_model_cfg, geometric_warmup_iters=5))
+
+
+@pytest.mark.parametrize('bad', [-1, 2.5, True])
+def test_bad_geometric_warmup_iters(tiny_model_cfg, bad):
+    tiny_model_cfg['dense_loss']['match_window'] = 1
+    with pytest.raises(ValueError, match='geometric_warmup_iters'):
+        build(dict(tiny_model_cfg, geometric_warmup_iters=bad))
 
 
 def test_match_window_without_geometry_warns_once_and_trains(
