@@ -6,7 +6,7 @@
 _base_ = './densevit_vit-tiny-d4-p8_1xb32-demo-coslr-4e_synthetic-64px.py'
 
 model = dict(head=dict(type='LinearClsHead', num_classes=_base_.num_classes))
-# The supervised head learns from scratch in 1,024 steps: at the
+# The supervised head learns from scratch in 768 steps: at the
 # self-supervised demo's 5e-5 it barely moves, so it alone gets 10x.
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.0)}))
