@@ -11,17 +11,10 @@ model = dict(
         img_size=64,
         patch_size=8),
     neck=dict(hid_channels=512),
-    # Two positives per view-1 patch, half the loss each: the most similar
-    # view-2 patch (backbone cosine) within one cell of where the crop
-    # geometry puts it, and the view-2 cell that holds it by the geometry
-    # (PixPro / VADeR). Patches outside view 2 sit the dense loss out. On a
-    # real-photo folder the geometric half is what made dense training beat
-    # global-only on correspondence, on two seeds (docs/evaluation.md).
-    dense_loss=dict(queue_len=1024, match_window=1, geometric_weight=0.5),
-    # MoCo v3's predictor on the query path: on a real-photo folder it was
-    # the one change that kept every frozen probe above random init on two
-    # seeds (docs/evaluation.md, "Seed to seed").
-    predictor=dict(type='DenseProjectionNeck', hid_channels=512),
+    # The base's positives (argmax within one cell + the geometric cell, half
+    # each) and predictor, at the demo's width.
+    dense_loss=dict(queue_len=1024),
+    predictor=dict(hid_channels=512),
     global_loss=dict(queue_len=1024),
     dense_warmup_iters=100,
     # A key encoder that follows the quickly changing online one of a short

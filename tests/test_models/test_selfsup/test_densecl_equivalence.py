@@ -58,6 +58,10 @@ def test_densecl_config_is_densecl():
     cfg = Config.fromfile(DENSECL_CONFIG)
     model = cfg.model
     assert model.dense_loss.get('match_window') is None
+    # The DenseViT bases add a geometric positive and a predictor; DenseCL
+    # has neither.
+    assert not model.dense_loss.get('geometric_weight')
+    assert model.get('predictor') is None
     assert model.dense_loss.enqueue == 'mean'
     assert model.dense_loss.temperature == 0.2
     assert model.loss_lambda == 0.5 and not model.get('symmetric_loss')
