@@ -68,12 +68,12 @@ _DATALOADER_KEYS = tuple(
                                                  'disable_subprocess_warning')
 
 # Transforms that set the size of the images the model sees, and the
-# argument holding it.
+# arguments holding it (the first is always given).
 _OUTPUT_SIZE_KEYS = {
-    'TwoViewCrop': 'size',
-    'ResizeWithMask': 'size',
-    'RandomResizedCrop': 'scale',
-    'CenterCrop': 'crop_size',
+    'TwoViewCrop': ('size', 'local_size'),
+    'ResizeWithMask': ('size', ),
+    'RandomResizedCrop': ('scale', ),
+    'CenterCrop': ('crop_size', ),
 }
 
 
@@ -319,23 +319,23 @@ def _patch_size_problems(cfg: Config) -> Iterator[str]:
         for path, pipeline in _pipelines(loader.get('dataset'),
                                          f'{key}.dataset'):
             sized = [(i, t) for i, t in enumerate(pipeline)
-                     if isinstance(t, dict)
-                     and _OUTPUT_SIZE_KEYS.get(t.get('type')) in t]
+                     if isinstance(t, dict) and _OUTPUT_SIZE_KEYS.get(
+                         t.get('type'), ('', ))[0] in t]
             if not sized:
                 continue
             i, transform = sized[-1]  # the last one sets the output size
-            size_key = _OUTPUT_SIZE_KEYS[transform['type']]
-            size = transform[size_key]
-            sides = size if isinstance(size, (list, tuple)) else [size]
-            if not all(isinstance(s, int) for s in sides) or not any(
-                    s % patch_size for s in sides):
-                continue
-            fixed = [max(1, s // patch_size) * patch_size for s in sides]
-            fixed = tuple(fixed) if len(fixed) > 1 else fixed[0]
-            yield (f'`{path}[{i}].{size_key}={size!r}` is not a multiple of '
-                   f'the patch size {patch_size} (model.backbone.patch_size), '
-                   'so the model would fail at the first step. Fix: e.g. '
-                   f'{size_key}={fixed}.')
+            for size_key in _OUTPUT_SIZE_KEYS[transform['type']]:
+                size = transform.get(size_key)
+                sides = size if isinstance(size, (list, tuple)) else [size]
+                if not all(isinstance(s, int) for s in sides) or not any(
+                        s % patch_size for s in sides):
+                    continue
+                fixed = [max(1, s // patch_size) * patch_size for s in sides]
+                fixed = tuple(fixed) if len(fixed) > 1 else fixed[0]
+                yield (f'`{path}[{i}].{size_key}={size!r}` is not a multiple '
+                       f'of the patch size {patch_size} '
+                       '(model.backbone.patch_size), so the model would fail '
+                       f'at the first step. Fix: e.g. {size_key}={fixed}.')
 
 
 def _backbone_arch_problems(cfg: Config) -> Iterator[str]:

@@ -207,6 +207,12 @@ def test_view_size_not_a_multiple_of_the_patch_size():
                        r'\[0\].size=60` is not a multiple of the patch size '
                        r'8.*Fix: e.g. size=56'):
         check_config(cfg)
+    cfg.train_dataloader.dataset.pipeline[0].update(
+        size=64, num_local_crops=2, local_size=20)
+    with pytest.raises(ValueError, match=r'pipeline\[0\].local_size=20` is '
+                       r'not a multiple of the patch size 8.*Fix: e.g. '
+                       r'local_size=16'):
+        check_config(cfg)
 
 
 def test_batch_larger_than_the_dataset(tmp_path, tiny_model_cfg):

@@ -35,7 +35,9 @@ class PackDenseInputs(BaseTransform):
       and normalises.
     - ``data_samples.gt_label``: set when ``gt_label`` is present.
     - ``data_samples.gt_mask``: LongTensor (V, h, w) for a list of views /
-      (h, w) for one view, from ``gt_seg_map`` (255 = ignore).
+      (h, w) for one view, from ``gt_seg_map`` (255 = ignore); with local
+      crops (``TwoViewCrop(num_local_crops=N)``) the masks of views 1 and 2
+      only, (2, h, w).
     - metainfo ``view_boxes`` float32 tensor (V, 4) ``[x1, y1, x2, y2]`` in
       original pixels and ``view_flips`` bool tensor (V,) when a crop
       transform recorded them, plus the keys of ``meta_keys`` that exist
@@ -72,11 +74,14 @@ class PackDenseInputs(BaseTransform):
         seg = results.get('gt_seg_map', None)
         if seg is not None:
             if multi_view:
-                if not isinstance(seg, (list, tuple)) or len(seg) != len(img):
+                # TwoViewCrop's local crops (multi-crop) carry no mask.
+                if (not isinstance(seg, (list, tuple))
+                        or len(seg) not in (len(img), 2)):
                     raise ValueError(
                         'gt_seg_map must be a list with one map per view '
-                        f'({len(img)}); crop masks with the same transform '
-                        'that creates the views (TwoViewCrop).')
+                        f'({len(img)}) or for views 1 and 2; crop masks with '
+                        'the same transform that creates the views '
+                        '(TwoViewCrop).')
                 gt_mask = torch.stack([_mask_to_tensor(s) for s in seg])
             else:
                 gt_mask = _mask_to_tensor(seg)

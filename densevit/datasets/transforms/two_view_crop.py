@@ -87,13 +87,21 @@ class TwoViewCrop(BaseTransform):
 
     **Required keys:** ``img``. **Optional:** ``gt_seg_map``.
 
-    **Modified keys:** ``img`` -> list of 2 arrays (h, w, C); ``gt_seg_map``
-    -> list of 2 arrays (h, w), cropped like the image, resized with nearest
-    (pixel-centre) interpolation and flipped; ``img_shape`` -> (h, w).
+    With ``num_local_crops`` N > 0 it also cuts N small crops (multi-crop,
+    as in SwAV and DINO), drawn independently of the two views with
+    ``local_scale`` and resized to ``local_size``; they follow the two views
+    in every list below. ``DenseViT`` uses each as an extra query against
+    view 2's keys.
 
-    **Added keys:** ``view_boxes`` float32 (2, 4) ``[x1, y1, x2, y2]`` in
-    original pixels (x2, y2 exclusive; a crop is always whole pixels);
-    ``view_flips`` bool (2,); ``ori_shape`` if absent.
+    **Modified keys:** ``img`` -> list of 2 + N arrays (h, w, C);
+    ``gt_seg_map`` -> list of 2 arrays (h, w), views 1 and 2 cropped like
+    the image, resized with nearest (pixel-centre) interpolation and flipped
+    (the local crops are for training and carry no mask); ``img_shape`` ->
+    (h, w) of views 1 and 2.
+
+    **Added keys:** ``view_boxes`` float32 (2 + N, 4) ``[x1, y1, x2, y2]``
+    in original pixels (x2, y2 exclusive; a crop is always whole pixels);
+    ``view_flips`` bool (2 + N,); ``ori_shape`` if absent.
 
     Args:
         size (int | tuple[int, int]): Output size of each view, int or
@@ -122,6 +130,14 @@ class TwoViewCrop(BaseTransform):
         antialias (bool): Use area interpolation when a crop is shrunk (avoids
             aliasing on large images; the pixel mapping is the same).
             Defaults to True.
+        num_local_crops (int): N small crops after the two views. Defaults
+            to 0 (two views, DenseCL).
+        local_size (int | tuple[int, int], optional): Output size of each
+            local crop, a multiple of the ViT's patch size; needed when
+            ``num_local_crops`` > 0 (e.g. half of ``size``).
+        local_scale (tuple[float, float]): Range of a local crop's area as a
+            fraction of the image area. Defaults to (0.05, 0.2) (below the
+            views' 0.2, as DINO's local crops lie below its global ones).
     """
 
     def __init__(self,
@@ -132,7 +148,10 @@ class TwoViewCrop(BaseTransform):
                  min_overlap: Optional[float] = None,
                  max_attempts: int = 10,
                  interpolation: str = 'bilinear',
-                 antialias: bool = True) -> None:
+                 antialias: bool = True,
+                 num_local_crops: int = 0,
+                 local_size: Union[int, Sequence[int], None] = None,
+                 local_scale: Sequence[float] = (0.05, 0.2)) -> None:
         self.size = _to_hw(size, 'size')
         if (len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1):
             raise ValueError('`scale` must be (min, max) with 0 < min <= max '
@@ -153,6 +172,26 @@ class TwoViewCrop(BaseTransform):
         if interpolation not in _INTERP:
             raise ValueError(f'`interpolation` must be one of '
                              f'{sorted(_INTERP)}, but got {interpolation!r}.')
+        if (isinstance(num_local_crops, bool)
+                or not isinstance(num_local_crops, int)
+                or num_local_crops < 0):
+            raise ValueError('`num_local_crops` must be an int >= 0, but got '
+                             f'{num_local_crops!r}. Fix: e.g. '
+                             'num_local_crops=2, or 0 for two views only.')
+        if num_local_crops and local_size is None:
+            raise ValueError(
+                f'`num_local_crops={num_local_crops}` needs `local_size`, '
+                'the size of each local crop. Fix: e.g. local_size=32 for '
+                '64-px views (a multiple of the patch size).')
+        if (len(local_scale) != 2
+                or not 0 < local_scale[0] <= local_scale[1] <= 1):
+            raise ValueError('`local_scale` must be (min, max) with 0 < min '
+                             f'<= max <= 1, but got {local_scale!r}. Fix: '
+                             'e.g. local_scale=(0.05, 0.2).')
+        self.num_local_crops = num_local_crops
+        self.local_size = (None if local_size is None else
+                           _to_hw(local_size, 'local_size'))
+        self.local_scale = tuple(float(s) for s in local_scale)
         self.scale = tuple(float(s) for s in scale)
         self.ratio = tuple(float(r) for r in ratio)
         self.flip_prob = float(flip_prob)
@@ -161,12 +200,17 @@ class TwoViewCrop(BaseTransform):
         self.interpolation = interpolation
         self.antialias = antialias
 
-    def sample_box(self, h: int, w: int) -> np.ndarray:
-        """One random-resized-crop box ``[x1, y1, x2, y2]`` (int pixels)."""
+    def sample_box(self,
+                   h: int,
+                   w: int,
+                   scale: Optional[Sequence[float]] = None) -> np.ndarray:
+        """One random-resized-crop box ``[x1, y1, x2, y2]`` (int pixels),
+        its area fraction drawn from ``scale`` (default: ``self.scale``)."""
         area = h * w
+        scale = self.scale if scale is None else scale
         log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         for _ in range(10):
-            target = area * np.random.uniform(*self.scale)
+            target = area * np.random.uniform(*scale)
             aspect = math.exp(np.random.uniform(*log_ratio))
             cw = int(round(math.sqrt(target * aspect)))
             ch = int(round(math.sqrt(target / aspect)))
@@ -209,11 +253,15 @@ class TwoViewCrop(BaseTransform):
         y = int(np.clip(cy - bh // 2, 0, h - bh))
         return np.array([x, y, x + bw, y + bh])
 
-    def _crop(self, arr: np.ndarray, box: np.ndarray, flip: bool,
-              interpolation: str) -> np.ndarray:
+    def _crop(self,
+              arr: np.ndarray,
+              box: np.ndarray,
+              flip: bool,
+              interpolation: str,
+              size: Optional[Tuple[int, int]] = None) -> np.ndarray:
         x1, y1, x2, y2 = (int(v) for v in box)
-        view = resize_view(arr[y1:y2, x1:x2], self.size, interpolation,
-                           self.antialias)
+        view = resize_view(arr[y1:y2, x1:x2], size or self.size,
+                           interpolation, self.antialias)
         if flip:
             view = np.ascontiguousarray(view[:, ::-1])
         return view
@@ -229,12 +277,16 @@ class TwoViewCrop(BaseTransform):
         h, w = img.shape[:2]
         box1 = self.sample_box(h, w)
         box2 = self._sample_second_box(box1, h, w)
-        boxes = [box1, box2]
+        boxes = [box1, box2] + [
+            self.sample_box(h, w, self.local_scale)
+            for _ in range(self.num_local_crops)
+        ]
         flips = [bool(np.random.rand() < self.flip_prob) for _ in boxes]
+        sizes = [self.size] * 2 + [self.local_size] * self.num_local_crops
 
         results['img'] = [
-            self._crop(img, b, f, self.interpolation)
-            for b, f in zip(boxes, flips)
+            self._crop(img, b, f, self.interpolation, hw)
+            for b, f, hw in zip(boxes, flips, sizes)
         ]
         seg = results.get('gt_seg_map', None)
         if seg is not None:
@@ -243,7 +295,8 @@ class TwoViewCrop(BaseTransform):
                     f'gt_seg_map has shape {seg.shape[:2]} but the image is '
                     f'{(h, w)}; they must match to be cropped together.')
             results['gt_seg_map'] = [
-                self._crop(seg, b, f, 'nearest') for b, f in zip(boxes, flips)
+                self._crop(seg, b, f, 'nearest')
+                for b, f in zip(boxes[:2], flips[:2])
             ]
         results.setdefault('ori_shape', (h, w))
         results['img_shape'] = self.size
@@ -256,4 +309,7 @@ class TwoViewCrop(BaseTransform):
                 f'scale={self.scale}, ratio={self.ratio}, '
                 f'flip_prob={self.flip_prob}, min_overlap={self.min_overlap}, '
                 f'interpolation={self.interpolation!r}, '
-                f'antialias={self.antialias})')
+                f'antialias={self.antialias}, '
+                f'num_local_crops={self.num_local_crops}, '
+                f'local_size={self.local_size}, '
+                f'local_scale={self.local_scale})')

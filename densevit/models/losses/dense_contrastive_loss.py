@@ -149,10 +149,11 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
 
         Args:
             f1 (Tensor): view-1 backbone features, (B, S, C) or (B, C, H, W).
-            f2 (Tensor): view-2 backbone features, same layout as ``f1``.
-            allowed (Tensor, optional): (B, S, S) bool, the view-2 locations
-                each view-1 location may match; every row needs at least one
-                True. Defaults to None (all).
+            f2 (Tensor): view-2 backbone features, same layout as ``f1``
+                (its grid may differ).
+            allowed (Tensor, optional): (B, S1, S2) bool, the view-2
+                locations each view-1 location may match; every row needs at
+                least one True. Defaults to None (all).
 
         Returns:
             LongTensor: (B, S); entry [b, i] is ``argmax_j cos(f1[b,i],
@@ -176,40 +177,50 @@ class DenseContrastiveLoss(QueuedContrastiveLoss):
         """Mean per-location InfoNCE.
 
         Args:
-            q (Tensor): projected dense features of view 1 (query, with
-                grad), (B, D, H, W).
-            k (Tensor): projected dense features of view 2 (key), same shape.
-            q_backbone (Tensor): view-1 backbone patch features used for
-                matching, (B, C, H, W).
-            k_backbone (Tensor): view-2 backbone patch features.
+            q (Tensor): projected dense features of the query views (with
+                grad), (R·B, D, h, w): view 1 (R = 1), or R views of every
+                image stacked view by view (multi-crop), query view
+                ``r·B + b`` pairing with key view ``b``; their grid may differ
+                from the key's.
+            k (Tensor): projected dense features of view 2 (key), (B, D, H,
+                W). Its keys are the ones enqueued, once per image.
+            q_backbone (Tensor): the query views' backbone patch features
+                used for matching, (R·B, C, h, w).
+            k_backbone (Tensor): view-2 backbone patch features, (B, C, H,
+                W).
             view_geometry (tuple[Tensor, Tensor], optional): ``(view_boxes
-                (B, 2, 4), view_flips (B, 2))`` as ``TwoViewCrop`` records
-                them. Without it ``match_window`` cannot apply, and the match
-                is over the whole grid (DenseCL).
+                (R·B, 2, 4), view_flips (R·B, 2))`` of each query view and
+                its key view, as ``TwoViewCrop`` records them. Without it
+                ``match_window`` cannot apply, and the match is over the
+                whole grid (DenseCL).
         """
-        grid = q.shape[-2:]
+        q_grid, k_grid = q.shape[-2:], k.shape[-2:]
         allowed = weight = intra_negative = geometric_match = None
         if self.match_window is not None and view_geometry is not None:
-            if q.dim() != 4:
+            if q.dim() != 4 or k.dim() != 4:
                 raise ValueError(
                     'DenseContrastiveLoss(match_window=...) needs (B, D, H, '
-                    f'W) feature maps to know the grid, got {tuple(q.shape)}.')
-            position, inside = locate_in_other_view(*view_geometry, grid)
-            allowed = window_mask(position, grid, self.match_window)
+                    f'W) feature maps to know the grids, got {tuple(q.shape)}'
+                    f' and {tuple(k.shape)}.')
+            position, inside = locate_in_other_view(*view_geometry, q_grid,
+                                                    k_grid)
+            allowed = window_mask(position, k_grid, self.match_window)
             # float32 whatever the autocast dtype: a half-precision count of
             # patches rounds, and overflows past 65,504.
             weight = inside.flatten().to(torch.float32)
             if self.intra_negatives is not None:
-                intra_negative = ~window_mask(position, grid,
+                intra_negative = ~window_mask(position, k_grid,
                                               self.intra_negatives)
             geometric_weight = (1.0 if self.geometric_only else
                                 self.geometric_weight)
             if geometric_weight > 0:
-                geometric_match = cell_index(position, grid)
+                geometric_match = cell_index(position, k_grid)
         q = F.normalize(to_locations(q, 'q'), dim=2)
         k_raw = to_locations(k, 'k')
-        k = F.normalize(k_raw, dim=2)
         self.pending_keys = self._keys_to_enqueue(k_raw.detach())
+        k = self.repeat_keys(F.normalize(k_raw, dim=2), q.shape[0])
+        k_backbone = self.repeat_keys(to_locations(k_backbone, 'k_backbone'),
+                                      q.shape[0])
         per_location = weight is not None or intra_negative is not None
 
         def losses_with(positive_index: Tensor) -> Tensor:

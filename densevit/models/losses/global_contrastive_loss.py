@@ -22,18 +22,20 @@ class GlobalContrastiveLoss(QueuedContrastiveLoss):
         """Mean InfoNCE over the batch.
 
         Args:
-            q (Tensor): (B, D) global embeddings of view 1 (with grad),
-                ``D == feat_dim``.
-            k (Tensor): (B, D) global embeddings of view 2 (key encoder),
-                the same shape as ``q``.
+            q (Tensor): (R·B, D) global embeddings of the query views (with
+                grad), ``D == feat_dim``: view 1, or R views of every image
+                stacked view by view (multi-crop), query ``r·B + b``
+                pairing with key ``b``.
+            k (Tensor): (B, D) global embeddings of view 2 (key encoder).
+                These B keys are the ones enqueued, once each.
 
         Shapes are not re-checked per step: ``DenseViT`` checks at build
         that ``feat_dim`` is the neck's ``out_channels`` and, per batch,
-        that both views have the same shape.
+        that the views have matching shapes.
         """
         q = F.normalize(q, dim=1)
         k = F.normalize(k, dim=1)
         self.pending_keys = k.detach()
-        loss = info_nce(q, k, self.queue.keys, self.temperature,
-                        impl=self.impl)
+        loss = info_nce(q, self.repeat_keys(k, q.shape[0]), self.queue.keys,
+                        self.temperature, impl=self.impl)
         return loss * self.loss_weight

@@ -63,6 +63,25 @@ class QueuedContrastiveLoss(nn.Module):
         self.queue = MemoryQueue(queue_len, feat_dim)
         self.pending_keys: Optional[Tensor] = None
 
+    @staticmethod
+    def repeat_keys(keys: Tensor, num_queries: int) -> Tensor:
+        """``keys`` (B, ...) tiled to ``num_queries`` = R·B rows: several
+        query views of each image (multi-crop) share its one key view, query
+        ``r·B + b`` pairing with key ``b``. Returns ``keys`` itself for R = 1.
+
+        Raises:
+            ValueError: ``num_queries`` is not a multiple of B.
+        """
+        batch = keys.shape[0]
+        if num_queries == batch:
+            return keys
+        if num_queries % batch:
+            raise ValueError(
+                f'{num_queries} queries for {batch} keys: the query batch '
+                'must hold R views of every key image, stacked view by view '
+                '(R·B rows).')
+        return keys.repeat(num_queries // batch, *([1] * (keys.dim() - 1)))
+
     @torch.no_grad()
     def update_queue(self) -> None:
         """Enqueue the keys of the last forward (all ranks); then forget them."""

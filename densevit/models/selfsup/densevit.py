@@ -305,7 +305,7 @@ class DenseViT(BaseSelfSupervisor):
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
             cls, patches, _, dense = self._encode(
-                self._split_views(inputs, expected=None)[0])
+                self._split_views(inputs)[0])
             return cls, patches, dense.permute(0, 2, 3, 1)
         raise ValueError(f"Invalid mode {mode!r}: use 'tensor', 'loss' or "
                          "'predict'.")
@@ -320,19 +320,29 @@ class DenseViT(BaseSelfSupervisor):
         return cls, patches, global_emb, dense
 
     @staticmethod
-    def _split_views(inputs, expected: Optional[int] = 2) -> List[Tensor]:
+    def _split_views(inputs, training: bool = False) -> List[Tensor]:
+        """The batch's views as a list: one or two for inference; for
+        training views 1 and 2, then any local crops (multi-crop)."""
         views = list(inputs) if isinstance(inputs, (list, tuple)) \
             else [inputs]
-        if expected is not None and len(views) != expected:
+        if training and len(views) < 2:
             raise ValueError(
-                f'DenseViT needs {expected} views per image for training, '
-                f'got {len(views)}. Fix: use the two-view pipeline '
-                '(TwoViewCrop + PackDenseInputs).')
-        if len(views) == 2 and views[0].shape != views[1].shape:
+                'DenseViT needs 2 views per image for training (and '
+                f'optionally local crops), got {len(views)}. Fix: use the '
+                'two-view pipeline (TwoViewCrop + PackDenseInputs).')
+        if len(views) >= 2 and views[0].shape != views[1].shape:
             raise ValueError(
                 'The two views must have the same batch size and image size, '
                 f'got {tuple(views[0].shape)} and {tuple(views[1].shape)}. '
                 'Fix: give TwoViewCrop one `size` for both views.')
+        local_shapes = {tuple(view.shape) for view in views[2:]}
+        if len(local_shapes) > 1 or any(
+                shape[0] != views[0].shape[0] for shape in local_shapes):
+            raise ValueError(
+                'The local crops must share one batch size (that of the '
+                f'views) and one image size, got {sorted(local_shapes)} '
+                f'beside views of {tuple(views[0].shape)}. Fix: give '
+                'TwoViewCrop one `local_size`.')
         return views
 
     def loss(self, inputs: List[Tensor],
@@ -351,16 +361,25 @@ class DenseViT(BaseSelfSupervisor):
         With ``symmetric_loss`` each view is the query once: the batch of
         pairs (view 1 → view 2) and (view 2 → view 1) goes through both
         losses together, so both views' keys are enqueued.
+
+        Local crops (``TwoViewCrop(num_local_crops=N)``, the views after the
+        first two) are N more query views of each image against the key of
+        view 2 (and of view 1 too with ``symmetric_loss``), through the
+        online encoder only: each loss is the mean over all query views,
+        every view counting once (the dense loss over each view's patches
+        inside the key view). The collapse signals and the head see view 1
+        only.
         """
-        view_q, view_k = self._split_views(inputs)
+        views = self._split_views(inputs, training=True)
+        view_q, view_k = views[:2]
+        local_crops = views[2:]
         geometry = self._view_geometry(data_samples, view_q.device)
+        # Each query view and the key view it is paired with, as indices
+        # into the batch's views (and into its recorded geometry).
+        pairs = [(0, 1), (1, 0)] if self.symmetric_loss else [(0, 1)]
         if self.symmetric_loss:
             view_q, view_k = (torch.cat([view_q, view_k]),
                               torch.cat([view_k, view_q]))
-            if geometry is not None:
-                swapped = (geometry[0].flip(1), geometry[1].flip(1))
-                geometry = tuple(
-                    torch.cat(pair) for pair in zip(geometry, swapped))
         q_cls, q_patches, q_global, q_dense = self._encode(view_q)
         # The collapse signal watches the features the model hands out (the
         # neck's), not the predictor's output.
@@ -372,9 +391,30 @@ class DenseViT(BaseSelfSupervisor):
             k_cls, k_patches = self.key_backbone(view_k)
             k_global, k_dense = self.key_neck((k_cls, k_patches))
 
-        loss_global = self.global_loss(q_global, k_global)
         loss_dense = self.dense_loss(q_dense, k_dense, q_patches, k_patches,
-                                     geometry)
+                                     self._pair_geometry(geometry, pairs))
+        if local_crops:
+            _, l_patches, l_global, l_dense = self._encode(
+                torch.cat(local_crops))
+            if self.predictor is not None:
+                l_global, l_dense = self.predictor((l_global, l_dense))
+            if self.symmetric_loss:
+                # Local crop r of image b pairs with key b (view 2) and key
+                # B + b (view 1): rows r·2B + b and r·2B + B + b.
+                l_global, l_dense, l_patches = (
+                    x.unflatten(0, (len(local_crops), 1, -1)).expand(
+                        -1, 2, *([-1] * x.dim())).flatten(0, 2)
+                    for x in (l_global, l_dense, l_patches))
+            local_pairs = [(2 + r, key) for r in range(len(local_crops))
+                           for _, key in pairs]
+            loss_local = self.dense_loss(
+                l_dense, k_dense, l_patches, k_patches,
+                self._pair_geometry(geometry, local_pairs))
+            # Every query view counts once: view 1 and the N local crops.
+            loss_dense = (loss_dense + len(local_crops) * loss_local) / (
+                1 + len(local_crops))
+            q_global = torch.cat([q_global, l_global])
+        loss_global = self.global_loss(q_global, k_global)
         loss_lambda = self.current_loss_lambda
         losses = dict(
             loss_global=loss_global * (1.0 - loss_lambda),
@@ -432,8 +472,9 @@ class DenseViT(BaseSelfSupervisor):
     def _view_geometry(self, data_samples: Optional[List[DataSample]],
                        device: torch.device
                        ) -> Optional[Tuple[Tensor, Tensor]]:
-        """``(view_boxes (B, 2, 4), view_flips (B, 2))`` when the dense loss
-        uses the crop geometry and the batch records it, else None.
+        """``(view_boxes (B, V, 4), view_flips (B, V))`` of the batch's V
+        views when the dense loss uses the crop geometry and the batch
+        records it, else None.
 
         A batch without the geometry (views not made by ``TwoViewCrop``)
         trains with DenseCL's whole-grid matching; the first such batch logs
@@ -460,6 +501,19 @@ class DenseViT(BaseSelfSupervisor):
         return (boxes.to(device, non_blocking=True),
                 flips.to(device, non_blocking=True))
 
+    @staticmethod
+    def _pair_geometry(geometry: Optional[Tuple[Tensor, Tensor]],
+                       pairs: List[Tuple[int, int]]
+                       ) -> Optional[Tuple[Tensor, Tensor]]:
+        """The geometry of each (query view, key view) pair of ``pairs``,
+        stacked pair by pair: ``(boxes (len(pairs)·B, 2, 4), flips
+        (len(pairs)·B, 2))``, or None without geometry."""
+        if geometry is None:
+            return None
+        boxes, flips = geometry
+        return (torch.cat([boxes[:, list(pair)] for pair in pairs]),
+                torch.cat([flips[:, list(pair)] for pair in pairs]))
+
     @torch.no_grad()
     def predict(self,
                 inputs: Union[Tensor, List[Tensor]],
@@ -473,7 +527,7 @@ class DenseViT(BaseSelfSupervisor):
         correspondences mined between them: ``pred_corr_backbone`` and
         ``pred_corr_dense`` (S,) and metainfo ``patch_grid``.
         """
-        views = self._split_views(inputs, expected=None)
+        views = self._split_views(inputs)
         cls, patches, _, dense = self._encode(views[0])
         batch = cls.shape[0]
         if data_samples is None:

@@ -64,9 +64,29 @@ def test_grayscale_and_no_mask():
     assert out['data_samples'].gt_label.tolist() == [1]
 
 
+def test_local_crops_packed_after_the_views_with_the_views_masks():
+    rng = np.random.default_rng(1)
+    r = dict(img=rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8),
+             gt_seg_map=rng.integers(0, 4, size=(40, 50), dtype=np.uint8))
+    np.random.seed(0)
+    r = TwoViewCrop(size=16, num_local_crops=2, local_size=8)(r)
+    out = PackDenseInputs()(r)
+    assert [tuple(t.shape) for t in out['inputs']] == \
+        [(3, 16, 16)] * 2 + [(3, 8, 8)] * 2
+    ds = out['data_samples']
+    assert ds.gt_mask.shape == (2, 16, 16)
+    assert ds.view_boxes.shape == (4, 4) and ds.view_flips.shape == (4, )
+
+
 def test_mask_list_mismatch_and_bad_args():
     r = two_view_results()
     r['gt_seg_map'] = r['gt_seg_map'][0]
+    with pytest.raises(ValueError, match='one map per view'):
+        PackDenseInputs()(r)
+    # Three masks for four views fit neither every view nor views 1 and 2.
+    r = two_view_results()
+    r['img'] = r['img'] * 2
+    r['gt_seg_map'] = r['gt_seg_map'] + r['gt_seg_map'][:1]
     with pytest.raises(ValueError, match='one map per view'):
         PackDenseInputs()(r)
     with pytest.raises(TypeError):

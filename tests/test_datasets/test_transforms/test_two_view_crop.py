@@ -166,3 +166,56 @@ def test_bad_inputs():
     r['img'] = [r['img'], r['img']]
     with pytest.raises(TypeError, match='once per'):
         TwoViewCrop(size=S)(r)
+
+
+def test_local_crops_follow_the_views_with_their_own_boxes():
+    t = TwoViewCrop(size=S, num_local_crops=3, local_size=16,
+                    local_scale=(0.05, 0.1))
+    np.random.seed(3)
+    for _ in range(20):
+        r = t(ramp_results())
+        boxes, flips = r['view_boxes'], r['view_flips']
+        assert boxes.shape == (5, 4) and flips.shape == (5, )
+        assert [v.shape for v in r['img']] == [(S, S, 3)] * 2 + \
+            [(16, 16, 3)] * 3
+        assert r['img_shape'] == (S, S)
+        # Masks for views 1 and 2 only: the local crops train, they are
+        # not evaluated.
+        assert [m.shape for m in r['gt_seg_map']] == [(S, S)] * 2
+        for v in range(2, 5):
+            x1, y1, x2, y2 = boxes[v]
+            # Whole-pixel boxes of 5-10% of the image (the fallback of ten
+            # failed draws is a whole-image crop, far above 10%).
+            assert 0.05 * H * W * 0.9 <= (x2 - x1) * (y2 - y1) \
+                <= 0.1 * H * W * 1.1
+            ex = expected_coord(x1, x2 - x1, np.arange(16), 16,
+                                bool(flips[v]))
+            ey = expected_coord(y1, y2 - y1, np.arange(16), 16, False)
+            view = r['img'][v].astype(float)
+            assert np.abs(view[:, :, 0] - ex[None, :]).max() <= 1.01
+            assert np.abs(view[:, :, 1] - ey[:, None]).max() <= 1.01
+
+
+def test_no_local_crops_draws_what_two_views_drew():
+    # num_local_crops=0 must leave the random draws (and so every seeded
+    # run of the two-view recipe) unchanged.
+    np.random.seed(4)
+    plain = TwoViewCrop(size=S)(ramp_results())
+    np.random.seed(4)
+    same = TwoViewCrop(size=S, num_local_crops=0, local_size=16)(
+        ramp_results())
+    np.testing.assert_array_equal(plain['view_boxes'], same['view_boxes'])
+    np.testing.assert_array_equal(plain['view_flips'], same['view_flips'])
+
+
+@pytest.mark.parametrize('kwargs, field', [
+    (dict(num_local_crops=-1), 'num_local_crops'),
+    (dict(num_local_crops=True, local_size=16), 'num_local_crops'),
+    (dict(num_local_crops=2), 'local_size'),
+    (dict(num_local_crops=2, local_size=0), 'local_size'),
+    (dict(num_local_crops=2, local_size=16, local_scale=(0.3, 0.1)),
+     'local_scale'),
+])
+def test_bad_local_crop_arguments_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        TwoViewCrop(size=S, **kwargs)

@@ -380,3 +380,53 @@ def test_geometric_weight_mixes_the_argmax_and_the_geometric_positive(intra):
 def test_bad_geometric_weight_raises(kwargs):
     with pytest.raises(ValueError, match='geometric_weight'):
         DenseContrastiveLoss(**kwargs)
+
+
+def test_global_loss_with_several_query_views_per_key():
+    # R query views of every image, stacked view by view, share its key:
+    # the loss is the mean of the per-view losses, the keys enqueue once.
+    torch.manual_seed(13)
+    loss_fn = GlobalContrastiveLoss(queue_len=30, feat_dim=8)
+    views = [torch.randn(4, 8) for _ in range(3)]
+    k = torch.randn(4, 8)
+    expected = torch.stack([loss_fn(q, k) for q in views]).mean()
+    torch.testing.assert_close(loss_fn(torch.cat(views), k), expected)
+    torch.testing.assert_close(loss_fn.pending_keys, F.normalize(k, dim=1))
+    with pytest.raises(ValueError, match='R·B rows'):
+        loss_fn(torch.randn(6, 8), k)
+
+
+def test_dense_loss_with_several_query_views_per_key():
+    torch.manual_seed(14)
+    loss_fn = DenseContrastiveLoss(queue_len=8, feat_dim=4, match_window=1,
+                                   geometric_weight=0.5)
+    k, kb = _maps(2, 4, (4, 4)), _maps(2, 6, (4, 4))
+    views = [(_maps(2, 4, (4, 4)), _maps(2, 6, (4, 4))) for _ in range(2)]
+    # Both query views lie wholly inside view 2, so every patch counts and
+    # the loss over the stack is the mean of the two views' losses.
+    boxes = torch.tensor([[[0., 0., 40., 40.], [0., 0., 40., 40.]]] * 2)
+    flips = torch.tensor([[False, True], [True, False]])
+    separate = [loss_fn(q, k, qb, kb, (boxes, flips)) for q, qb in views]
+    expected_keys = loss_fn.pending_keys
+    stacked = loss_fn(torch.cat([q for q, _ in views]), k,
+                      torch.cat([qb for _, qb in views]), kb,
+                      (torch.cat([boxes] * 2), torch.cat([flips] * 2)))
+    torch.testing.assert_close(stacked, sum(separate) / 2)
+    # The keys enqueued are view 2's, once per image.
+    torch.testing.assert_close(loss_fn.pending_keys, expected_keys)
+    assert loss_fn.pending_keys.shape == (2, 4)
+
+
+def test_dense_loss_maps_a_coarser_query_grid_onto_the_key_grid():
+    # A 2x2 query view of the top-left quarter of a 4x4 key view: by the
+    # geometry, query cell (i, j) is key cell (i, j).
+    torch.manual_seed(15)
+    loss_fn = DenseContrastiveLoss(queue_len=8, feat_dim=4, match_window=0)
+    q, k = _maps(1, 4, (2, 2)), _maps(1, 4, (4, 4))
+    boxes = torch.tensor([[[0., 0., 20., 20.], [0., 0., 40., 40.]]])
+    flips = torch.tensor([[False, False]])
+    loss = loss_fn(q, k, _maps(1, 6, (2, 2)), _maps(1, 6, (4, 4)),
+                   (boxes, flips))
+    match = torch.tensor([[0, 1, 4, 5]])
+    expected = reference_per_patch_losses(q, k, match, loss_fn).mean()
+    assert abs(loss.item() - expected.item()) <= 1e-5

@@ -211,6 +211,12 @@ def test_bad_views_raise(tiny_model_cfg):
         model([v1, torch.randn(4, 3, 48, 48)], mode='loss')
     with pytest.raises(ValueError, match='Invalid mode'):
         model(v1, mode='features')
+    # Local crops: one size among themselves, the views' batch size.
+    with pytest.raises(ValueError, match='one `local_size`'):
+        model([v1, v2, torch.randn(4, 3, 16, 16), torch.randn(4, 3, 8, 8)],
+              mode='loss')
+    with pytest.raises(ValueError, match='one `local_size`'):
+        model([v1, v2, torch.randn(3, 3, 16, 16)], mode='loss')
 
 
 class _NoHostReads(TorchFunctionMode):
@@ -525,3 +531,74 @@ def test_predictor_must_map_the_neck_output_to_itself(tiny_model_cfg):
                                        hid_channels=24, out_channels=8)
     with pytest.raises(ValueError, match='predictor.out_channels'):
         MODELS.build(tiny_model_cfg)
+
+
+def multicrop_views_and_samples(batch=4):
+    """Views 1 and 2 of 32 px and two local crops of 16 px, with boxes that
+    put every query patch inside both views."""
+    generator = torch.Generator().manual_seed(3)
+    views = [torch.randn(batch, 3, size, size, generator=generator)
+             for size in (32, 32, 16, 16)]
+    samples = []
+    for i in range(batch):
+        sample = DataSample()
+        sample.set_metainfo(dict(
+            view_boxes=torch.tensor([[0., 0., 32., 32.], [0., 0., 32., 32.],
+                                     [0., 0., 16., 16.],
+                                     [8. * (i % 2), 8., 24., 24.]]),
+            view_flips=torch.tensor([False, True, bool(i % 2), False])))
+        samples.append(sample)
+    return views, samples
+
+
+@pytest.mark.parametrize('symmetric', [False, True])
+def test_local_crops_are_more_query_views_of_the_same_keys(tiny_model_cfg,
+                                                           symmetric):
+    tiny_model_cfg['backbone']['patch_size'] = 8  # 4x4 views, 2x2 locals
+    tiny_model_cfg['dense_loss'].update(match_window=1, geometric_weight=0.5)
+    tiny_model_cfg['predictor'] = dict(type='DenseProjectionNeck',
+                                       hid_channels=32)
+    model = build(dict(tiny_model_cfg, symmetric_loss=symmetric))
+    views, samples = multicrop_views_and_samples()
+    losses = model(views, samples, mode='loss')
+
+    # The reference: each (query view, key view) pair through the model's
+    # own modules one at a time, every pair counting once.
+    boxes, flips = model._view_geometry(samples, torch.device('cpu'))
+    keys = (1, 0) if symmetric else (1, )
+    pairs = [(query, key) for query in (0, 2, 3) for key in keys
+             if query != key]
+    global_losses, dense_losses = [], []
+    for query, key in pairs:
+        _, q_patches, q_global, q_dense = model._encode(views[query])
+        q_global, q_dense = model.predictor((q_global, q_dense))
+        with torch.no_grad():
+            k_cls, k_patches = model.key_backbone(views[key])
+            k_global, k_dense = model.key_neck((k_cls, k_patches))
+        global_losses.append(model.global_loss(q_global, k_global))
+        dense_losses.append(model.dense_loss(
+            q_dense, k_dense, q_patches, k_patches,
+            (boxes[:, [query, key]], flips[:, [query, key]])))
+    if symmetric:  # view 2 is a query of view 1's key too
+        _, q_patches, q_global, q_dense = model._encode(views[1])
+        q_global, q_dense = model.predictor((q_global, q_dense))
+        with torch.no_grad():
+            k_cls, k_patches = model.key_backbone(views[0])
+            k_global, k_dense = model.key_neck((k_cls, k_patches))
+        global_losses.append(model.global_loss(q_global, k_global))
+        dense_losses.append(model.dense_loss(
+            q_dense, k_dense, q_patches, k_patches,
+            (boxes[:, [1, 0]], flips[:, [1, 0]])))
+    torch.testing.assert_close(
+        losses['loss_global'], 0.5 * torch.stack(global_losses).mean())
+    torch.testing.assert_close(
+        losses['loss_dense'], 0.5 * torch.stack(dense_losses).mean())
+
+    # The collapse signals watch view 1 alone.
+    two_view = model(views[:2], samples, mode='loss')
+    for name in ('dims_cls', 'dims_dense'):
+        torch.testing.assert_close(losses[name], two_view[name])
+    assert not torch.allclose(losses['loss_global'], two_view['loss_global'])
+    # The local crops train the online encoder.
+    total_loss(losses).backward()
+    assert model.backbone.patch_embed.projection.weight.grad.abs().sum() > 0
