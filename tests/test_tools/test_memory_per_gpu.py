@@ -22,6 +22,7 @@ def tiny_config(tmp_path):
     cfg.model.backbone.update(
         arch=dict(embed_dims=32, num_layers=1, num_heads=2), img_size=64)
     cfg.model.neck.hid_channels = 32
+    cfg.model.predictor.hid_channels = 32
     for loss in ('dense_loss', 'global_loss'):
         cfg.model[loss].queue_len = 64
     path = str(tmp_path / 'tiny.py')
@@ -40,7 +41,7 @@ def test_reports_the_memory_of_a_step(tiny_config, tmp_path):
     assert 0 < result['forward_extra_mib'] <= result['step_extra_mib']
     assert result['peak_mib'] == pytest.approx(
         result['state_mib'] + result['step_extra_mib'], abs=0.2)
-    # The tiny ViT: 1 layer of 32 channels, its neck, nothing else.
+    # The tiny ViT: 1 layer of 32 channels, its neck and predictor.
     assert 10_000 < result['online_params'] < 100_000
 
 
